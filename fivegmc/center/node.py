@@ -1,0 +1,190 @@
+"""The 5GMC SIP node on asyncio: listeners feed the sans-IO :class:`ProxyCore`, whose output
+goes back out through them; one loop timer is armed at the core's next deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import Profile
+from ..core.registrar import Flow, Registrar
+from ..core.routing import Router
+from ..core.subscribers import SubscriberDirectory
+from ..net.stream import StreamTransport
+from ..net.udp import UdpEndpoint, open_udp
+from ..obs.metrics import SipMetrics
+from ..sip.digest import NonceManager
+from ..sip.errors import RemoteProtocolError
+from ..sip.transaction import TimerConfig
+from .proxy import ProxyCore
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    transport: str  # udp, tcp, tls
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"sip/{self.transport} {self.host}:{self.port}"
+
+
+class SipNode:
+    """Owns the SIP listeners, the proxy core, its timer, and the registrar."""
+
+    def __init__(self, profile: Profile, metrics: SipMetrics, log: Any) -> None:
+        self.profile = profile
+        self.metrics = metrics
+        self.log = log
+        sip = profile.sip
+        self.registrar = Registrar(profile.registrar)
+        self.directory = SubscriberDirectory(profile.operator.number_ranges)
+        nonces = (
+            NonceManager(os.urandom(32), profile.auth.nonce_ttl_s)
+            if profile.auth.enabled else None
+        )
+        self.listeners: list[Listener] = []
+        self._sent_by: frozenset[str] = frozenset()
+        self.router = Router(profile, self.registrar, self.directory,
+                             local_sent_by=lambda: self._sent_by, nonces=nonces,
+                             wall_clock=time.time)
+        self.core = ProxyCore(
+            self.router, send=self._send, local_via=self._local_via,
+            timers=TimerConfig(t1=sip.t1_ms / 1000, t2=sip.t2_ms / 1000, t4=sip.t4_ms / 1000),
+            max_message_size=sip.max_message_size, server_header=sip.server_header,
+            metrics=metrics, log=log, debug=profile.log.level.upper() == "DEBUG",
+        )
+        metrics.watch_registrar(lambda: self.registrar.binding_count,
+                                lambda: self.registrar.aor_count)
+        self._udp: UdpEndpoint | None = None
+        self._streams: dict[str, StreamTransport] = {}
+        self._vias: dict[str, str] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> list[Listener]:
+        self._loop = asyncio.get_running_loop()
+        sip = self.profile.sip
+        if sip.enable_udp:
+            self._udp = await open_udp(sip.host, sip.udp_port, self._on_datagram,
+                                       self._on_udp_error)
+            host, port = self._udp.local_address
+            self.listeners.append(Listener("udp", host, port))
+        if sip.enable_tcp:
+            await self._listen_stream("tcp", sip.tcp_port, None)
+        if sip.tls_cert and sip.tls_key:
+            server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            server_ctx.load_cert_chain(sip.tls_cert, sip.tls_key)
+            await self._listen_stream("tls", sip.tls_port, server_ctx)
+        for lst in self.listeners:
+            proto = "UDP" if lst.transport == "udp" else lst.transport.upper()
+            self._vias[lst.transport] = f"SIP/2.0/{proto} {lst.host}:{lst.port}"
+        self._sent_by = frozenset(f"{lst.host}:{lst.port}" for lst in self.listeners)
+        return self.listeners
+
+    async def _listen_stream(self, name: str, port: int, ctx: ssl.SSLContext | None) -> None:
+        sip = self.profile.sip
+        client_ctx = None
+        if ctx is not None:
+            # Lab peers use self-signed certificates: outgoing TLS does not verify them.
+            client_ctx = ssl.create_default_context()
+            client_ctx.check_hostname = False
+            client_ctx.verify_mode = ssl.CERT_NONE
+        st = StreamTransport(
+            name, on_message=self._on_stream_message, on_framing_error=self._on_framing_error,
+            on_send_failed=self._on_send_failed, on_count=self.metrics.tcp_connections.inc,
+            max_size=sip.max_message_size, max_connections=sip.max_tcp_connections,
+            idle_timeout=sip.tcp_idle_timeout_s, server_ssl=ctx, client_ssl=client_ctx,
+        )
+        host, bound = await st.listen(sip.host, port)
+        self._streams[name] = st
+        self.listeners.append(Listener(name, host, bound))
+
+    async def run(self) -> None:
+        """Housekeeping until cancelled: registration expiry and idle connections."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = self._now()
+            self.registrar.expire(now)
+            mono = time.monotonic()
+            for st in self._streams.values():
+                st.sweep_idle(mono)
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._udp is not None:
+            self._udp.close()
+        for st in self._streams.values():
+            await st.close()
+
+    # -- plumbing between transports and the core ----------------------------------------
+    def _now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def _local_via(self, transport: str) -> str:
+        return self._vias.get(transport) or next(iter(self._vias.values()))
+
+    def _on_datagram(self, data: bytes, host: str, port: int) -> None:
+        self.core.receive(data, Flow("udp", host, port), self._now())
+        self._rearm()
+
+    def _on_stream_message(self, data: bytes, transport: str, host: str, port: int) -> None:
+        self.core.receive(data, Flow(transport, host, port), self._now())
+        self._rearm()
+
+    def _on_framing_error(self, transport: str, host: str, port: int,
+                          exc: RemoteProtocolError) -> None:
+        kind = "oversize" if exc.status_hint == 513 else "framing"
+        self.metrics.parse_errors.get(transport, kind).inc()
+        self.log.warning("closing stream connection: bad framing", transport=transport,
+                         peer=f"{host}:{port}", why=exc.reason)
+
+    def _on_send_failed(self, transport: str, host: str, port: int) -> None:
+        self.core.flow_failed(Flow(transport, host, port), self._now())
+        self._rearm()
+
+    def _on_udp_error(self, exc: Exception) -> None:
+        if self.profile.log.level.upper() == "DEBUG":
+            self.log.debug("udp error", error=str(exc))
+
+    def _send(self, data: bytes, flow: Flow) -> None:
+        if flow.transport == "udp":
+            if self._udp is not None:
+                self._udp.send(data, flow.host, flow.port)
+            return
+        st = self._streams.get(flow.transport)
+        if st is None:
+            self._loop_call_failed(flow)
+            return
+        st.send(data, flow.host, flow.port)
+
+    def _loop_call_failed(self, flow: Flow) -> None:
+        assert self._loop is not None
+        self._loop.call_soon(self._on_send_failed, flow.transport, flow.host, flow.port)
+
+    def _rearm(self) -> None:
+        deadline = self.core.next_deadline()
+        if deadline is None:
+            return
+        at = self._timer_at
+        if at is not None and at <= deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        assert self._loop is not None
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.core.handle_timer(self._now())
+        self._rearm()

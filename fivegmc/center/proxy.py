@@ -1,0 +1,449 @@
+"""The 5GMC's SIP core: a transaction-stateful proxy and registrar, sans-IO.
+
+Bytes come in with the flow they arrived on (:meth:`ProxyCore.receive`); bytes go out through
+the ``send`` callable the adapter provides; time is passed in and the adapter arms one loop
+timer at :meth:`ProxyCore.next_deadline`. Routing decisions come from the pipeline in
+:mod:`fivegmc.core.routing`; this module carries them out with RFC 3261 §17 transactions and
+the §16 proxy rules (Via, Max-Forwards, forking, best-response selection).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+from collections.abc import Callable
+from typing import Any
+
+from ..core.registrar import Binding, Flow
+from ..core.routing import Absorb, Decision, Relay, Reply, Router, loop_hash
+from ..obs.metrics import SipMetrics
+from ..sip.errors import RemoteProtocolError
+from ..sip.headers import Headers
+from ..sip.message import Request, Response, make_response, reason_phrase
+from ..sip.parser import KEEPALIVE, parse_message
+from ..sip.transaction import (
+    MAGIC_COOKIE,
+    NonInviteClientTransaction,
+    NonInviteServerTransaction,
+    RequestRetransmissionAbsorbed,
+    RequestSent,
+    ResponseReceived,
+    ResponseSent,
+    TimerConfig,
+    TransactionTerminated,
+    TransactionTimedOut,
+    TransportErrorOccurred,
+)
+from ..sip.uri import SipUri
+
+Sender = Callable[[bytes, Flow], None]
+_RELIABLE = frozenset(("tcp", "tls"))
+_IP_CHARS = frozenset("0123456789.:abcdefABCDEF[]")
+
+
+class _ServerSide:
+    """A server transaction plus what the proxy needs to answer through it."""
+
+    __slots__ = ("armed", "best", "branches", "context_done", "flow", "key", "method",
+                 "relayed", "request", "started", "txn")
+
+    def __init__(self, key: Any, txn: NonInviteServerTransaction, flow: Flow, request: Request,
+                 started: float) -> None:
+        self.key = key
+        self.txn = txn
+        self.flow = flow
+        self.request = request
+        self.method = request.method
+        self.started = started
+        self.armed: float | None = None
+        self.branches = 0  # client branches still without a final response
+        self.best: tuple[int, bytes] | None = None  # best final so far (§16.7 step 6)
+        self.context_done = False  # a final response has been sent upstream
+        self.relayed = False
+
+
+class _ClientSide:
+    __slots__ = ("armed", "flow", "key", "server", "txn")
+
+    def __init__(self, key: Any, txn: NonInviteClientTransaction, flow: Flow,
+                 server: _ServerSide) -> None:
+        self.key = key
+        self.txn = txn
+        self.flow = flow
+        self.server = server
+        self.armed: float | None = None
+
+
+def _response_rank(status: int) -> tuple[int, int]:
+    """Order for best-response choice (RFC 3261 §16.7 step 6): 6xx first, then the lowest
+    class; within a class prefer anything to 408/503 synthesized by us."""
+    if status >= 600:
+        return (0, status)
+    return (status // 100, 1 if status in (408, 503) else 0)
+
+
+class ProxyCore:
+    """Routes out-of-dialog requests for one node. No I/O, no asyncio, no global state."""
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        send: Sender,
+        local_via: Callable[[str], str],
+        timers: TimerConfig,
+        max_message_size: int,
+        server_header: str,
+        metrics: SipMetrics | None = None,
+        log: Any = None,
+        debug: bool = False,
+    ) -> None:
+        self.router = router
+        self._send = send
+        self._local_via = local_via
+        self.timers = timers
+        self.max_message_size = max_message_size
+        self.server_header = server_header
+        self.metrics = metrics
+        self.log = log
+        self.debug = debug
+        self._servers: dict[Any, _ServerSide] = {}
+        self._clients: dict[tuple[str, str], _ClientSide] = {}
+        self._heap: list[tuple[float, int, _ServerSide | _ClientSide]] = []
+        self._seq = itertools.count()
+        self._branch_seq = itertools.count(1)
+        self._tag_prefix = os.urandom(4).hex()
+        self._tag_seq = itertools.count(1)
+        if metrics is not None:
+            metrics.watch_transactions(lambda: len(self._servers), lambda: len(self._clients))
+
+    # -- inputs --------------------------------------------------------------------------
+    def receive(self, data: bytes, flow: Flow, now: float) -> None:
+        """One datagram, or one framed message from a stream."""
+        if data == KEEPALIVE:
+            # RFC 5626 §4.4.1: answer a CRLFCRLF ping with a CRLF pong on streams.
+            if flow.transport in _RELIABLE:
+                self._send(b"\r\n", flow)
+            return
+        try:
+            msg = parse_message(data, max_size=self.max_message_size,
+                                stream=flow.transport in _RELIABLE)
+        except RemoteProtocolError as exc:
+            self._bad_input(data, flow, exc)
+            return
+        try:
+            if isinstance(msg, Request):
+                self._on_request(msg, flow, now)
+            else:
+                self._on_response(msg, flow, now)
+        except RemoteProtocolError as exc:
+            self._bad_input(data, flow, exc, msg)
+
+    def handle_timer(self, now: float) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            deadline, _, side = heapq.heappop(heap)
+            if side.armed != deadline:
+                continue  # a stale entry; the side has been re-armed or finished
+            side.armed = None
+            if isinstance(side, _ServerSide):
+                self._server_events(side, side.txn.handle_timer(now), now)
+            else:
+                self._client_events(side, side.txn.handle_timer(now), now)
+
+    def next_deadline(self) -> float | None:
+        heap = self._heap
+        while heap and heap[0][2].armed != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def flow_failed(self, flow: Flow, now: float) -> None:
+        """The adapter could not send on ``flow`` (e.g. TCP connect refused): §16.9."""
+        for side in [c for c in self._clients.values() if c.flow == flow]:
+            self._client_events(side, side.txn.transport_error(now), now)
+
+    @property
+    def transaction_counts(self) -> tuple[int, int]:
+        return len(self._servers), len(self._clients)
+
+    # -- requests ------------------------------------------------------------------------
+    def _on_request(self, req: Request, flow: Flow, now: float) -> None:
+        via = req.top_via()
+        branch = via.branch
+        method = req.method
+        if branch is not None and branch.startswith(MAGIC_COOKIE):
+            key: Any = (branch, via.sent_by, "INVITE" if method == "ACK" else method)
+        else:  # RFC 2543 peers: match on the request's identity (§17.2.3, simplified)
+            key = (req.call_id(), req.headers.get("CSeq"), str(req.from_().tag),
+                   str(via), method)
+        existing = self._servers.get(key)
+        if existing is not None:
+            if self.metrics is not None:
+                self.metrics.retransmissions.get("received").inc()
+            self._server_events(existing, existing.txn.receive_request(now), now)
+            return
+        if method == "ACK":
+            self._count(method, "absorbed")
+            return  # ACK for a response we never sent, or a 2xx ACK routed to us: drop
+        decision: Decision = self.router.route(req, flow, now)
+        if isinstance(decision, Absorb):
+            self._count(method, "absorbed")
+            return
+        side = _ServerSide(key, NonInviteServerTransaction(
+            branch or "", reliable=flow.transport in _RELIABLE, timers=self.timers,
+        ), flow, req, now)
+        self._servers[key] = side
+        if isinstance(decision, Reply):
+            self._reply(side, decision, now)
+        else:
+            self._relay(side, decision, now)
+
+    def _reply(self, side: _ServerSide, d: Reply, now: float) -> None:
+        req = side.request
+        extra = list(d.headers)
+        extra.append(("Server", self.server_header))
+        resp = make_response(req, d.status, d.reason, to_tag=self._new_tag(), extra=extra,
+                             body=d.body)
+        if d.log_reason and self.log is not None:
+            if d.status >= 500 or d.status in (400, 413, 420, 482, 483, 513):
+                self.log.warning("request refused", method=req.method, status=d.status,
+                                 why=d.log_reason, call_id=req.headers.get("Call-ID"),
+                                 peer=f"{side.flow.host}:{side.flow.port}")
+            elif self.debug:
+                self.log.debug("request answered", method=req.method, status=d.status,
+                               why=d.log_reason)
+        self._finish(side, d.status, resp.to_bytes(), now)
+
+    def _relay(self, side: _ServerSide, d: Relay, now: float) -> None:
+        """Forward to each target (RFC 3261 §16.6), one client transaction per branch."""
+        req = side.request
+        side.relayed = True
+        lh = loop_hash(req)
+        for binding in d.targets:
+            flow = self._target_flow(binding)
+            branch = f"{MAGIC_COOKIE}{lh}.{self._tag_prefix}{next(self._branch_seq):x}"
+            headers = req.headers.copy()
+            headers.add("Via", f"{self._local_via(flow.transport)};branch={branch}", first=True)
+            headers.set("Max-Forwards", str(d.max_forwards))
+            out = Request(req.method, str(binding.contact.uri), headers, req.body).to_bytes()
+            txn = NonInviteClientTransaction(
+                branch, out, reliable=flow.transport in _RELIABLE, timers=self.timers,
+            )
+            ckey = (branch, req.method)
+            client = _ClientSide(ckey, txn, flow, side)
+            self._clients[ckey] = client
+            side.branches += 1
+            self._client_events(client, txn.start(now), now)
+        if self.debug and self.log is not None:
+            self.log.debug("request relayed", method=req.method, uri=req.uri,
+                           branches=len(d.targets))
+
+    def _target_flow(self, b: Binding) -> Flow:
+        """Where to send a request for a binding: back over its registration flow for
+        connection-oriented transports (RFC 5626 style), else to the Contact's address."""
+        if b.flow.transport in _RELIABLE:
+            return b.flow
+        uri = b.contact.uri
+        if isinstance(uri, SipUri) and all(c in _IP_CHARS for c in uri.host):
+            transport = (uri.param("transport") or "udp").lower()
+            if transport == "udp":
+                return Flow("udp", uri.host.strip("[]"), uri.port or 5060)
+        return b.flow
+
+    # -- responses -----------------------------------------------------------------------
+    def _on_response(self, resp: Response, flow: Flow, now: float) -> None:
+        via = resp.top_via()
+        branch = via.branch
+        client = self._clients.get((branch or "", resp.cseq()[1]))
+        if client is None:
+            # §16.7 step 2: a response matching no client transaction is forwarded
+            # statelessly; we only originate branches ourselves, so it is stray.
+            self._drop("stray response")
+            return
+        self._client_events(client, client.txn.receive_response(resp.status, b"", now), now,
+                            resp)
+
+    def _client_events(self, client: _ClientSide, events: list[Any], now: float,
+                       resp: Response | None = None) -> None:
+        for ev in events:
+            if isinstance(ev, RequestSent):
+                self._send(ev.data, client.flow)
+            elif isinstance(ev, ResponseReceived):
+                assert resp is not None
+                self._branch_response(client, resp, now)
+            elif isinstance(ev, TransactionTimedOut):
+                self._branch_final(client.server, 408, None, now)  # §16.8
+            elif isinstance(ev, TransportErrorOccurred):
+                self._branch_final(client.server, 503, None, now)  # §16.9
+            elif isinstance(ev, TransactionTerminated):
+                self._clients.pop(client.key, None)
+                client.armed = None
+                if self.metrics is not None:
+                    self.metrics.transactions.get("client", "completed").inc()
+                return
+        self._arm(client)
+
+    def _branch_response(self, client: _ClientSide, resp: Response, now: float) -> None:
+        side = client.server
+        status = resp.status
+        if status < 200:
+            if status == 100 or side.context_done:
+                return  # 100 is hop-by-hop (§16.7 step 5)
+            self._forward_response(side, resp, now, final=False)
+            return
+        side.branches -= 1
+        if side.context_done:
+            return
+        if status < 300:
+            self._forward_response(side, resp, now, final=True)  # first 2xx wins
+            return
+        self._branch_final(side, status, resp, now)
+
+    def _branch_final(self, side: _ServerSide, status: int, resp: Response | None,
+                      now: float) -> None:
+        if resp is None:
+            side.branches -= 1
+        if side.context_done:
+            return
+        if side.best is None or _response_rank(status) < _response_rank(side.best[0]):
+            data = self._strip_via(resp) if resp is not None else b""
+            side.best = (status, data)
+        if side.branches <= 0:
+            best_status, data = side.best
+            if not data:
+                if best_status == 503:
+                    best_status = 500  # §16.7 step 6: do not pass on a 503
+                data = make_response(side.request, best_status, to_tag=self._new_tag(),
+                                     extra=[("Server", self.server_header)]).to_bytes()
+            self._finish(side, best_status, data, now)
+
+    def _forward_response(self, side: _ServerSide, resp: Response, now: float, *,
+                          final: bool) -> None:
+        data = self._strip_via(resp)
+        if self.metrics is not None:
+            self.metrics.responses_relayed.get(f"{resp.status // 100}xx").inc()
+        if final:
+            self._finish(side, resp.status, data, now)
+        else:
+            self._server_events(side, side.txn.send_response(resp.status, data, now), now)
+
+    @staticmethod
+    def _strip_via(resp: Response) -> bytes:
+        """§16.7 step 3: remove our Via (the topmost) before forwarding the response."""
+        headers = resp.headers.copy()
+        headers.pop_first_value("Via")
+        return Response(resp.status, resp.reason, headers, resp.body).to_bytes()
+
+    def _finish(self, side: _ServerSide, status: int, data: bytes, now: float) -> None:
+        side.context_done = True
+        self._count(side.method, str(status))
+        if side.relayed and self.metrics is not None:
+            self.metrics.relay_seconds.observe(now - side.started)
+        self._server_events(side, side.txn.send_response(status, data, now), now)
+
+    # -- server transaction events -------------------------------------------------------
+    def _server_events(self, side: _ServerSide, events: list[Any], now: float) -> None:
+        for ev in events:
+            if isinstance(ev, ResponseSent):
+                self._send(ev.data, side.flow)
+            elif isinstance(ev, TransactionTerminated):
+                self._servers.pop(side.key, None)
+                side.armed = None
+                if self.metrics is not None:
+                    self.metrics.transactions.get("server", "completed").inc()
+                return
+            elif isinstance(ev, RequestRetransmissionAbsorbed):
+                continue
+            elif isinstance(ev, TransportErrorOccurred):
+                self._drop("transport error answering")
+        self._arm(side)
+
+    def _arm(self, side: _ServerSide | _ClientSide) -> None:
+        deadline = side.txn.next_deadline()
+        if deadline is not None and deadline != side.armed:
+            side.armed = deadline
+            heapq.heappush(self._heap, (deadline, next(self._seq), side))
+        elif deadline is None:
+            side.armed = None
+
+    # -- bad input -----------------------------------------------------------------------
+    def _bad_input(self, data: bytes, flow: Flow, exc: RemoteProtocolError,
+                   msg: Request | Response | None = None) -> None:
+        kind = "oversize" if exc.status_hint == 513 else "malformed"
+        if self.metrics is not None:
+            self.metrics.parse_errors.get(flow.transport, kind).inc()
+        answer = None
+        if isinstance(msg, Request):
+            try:
+                answer = make_response(msg, exc.status_hint, _reason(exc),
+                                       to_tag=self._new_tag(),
+                                       extra=[("Server", self.server_header)]).to_bytes()
+            except RemoteProtocolError:
+                answer = None
+        if answer is None and not isinstance(msg, Response):
+            answer = salvage_response(data, exc.status_hint, _reason(exc), self._new_tag())
+        if self.log is not None:
+            self.log.warning("bad SIP input", transport=flow.transport,
+                             peer=f"{flow.host}:{flow.port}", why=exc.reason,
+                             status=exc.status_hint if answer else None, size=len(data))
+        if answer is not None:
+            self._send(answer, flow)
+        else:
+            self._drop("unanswerable bad input")
+
+    def _drop(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.dropped.get(reason).inc()
+
+    def _count(self, method: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.requests.get(method if method in _METRIC_METHODS else "other",
+                                      outcome).inc()
+
+    def _new_tag(self) -> str:
+        return f"{self._tag_prefix}{next(self._tag_seq):x}"
+
+
+_METRIC_METHODS = frozenset(("REGISTER", "MESSAGE", "OPTIONS", "ACK", "CANCEL", "INVITE",
+                             "BYE", "SUBSCRIBE", "NOTIFY", "PUBLISH", "INFO", "PRACK",
+                             "UPDATE", "REFER"))
+
+
+def _reason(exc: RemoteProtocolError) -> str:
+    """A reason phrase that says why (RFC 3261 §21.4.1 allows any text), one line only."""
+    base = reason_phrase(exc.status_hint)
+    detail = "".join(c if c.isprintable() else "?" for c in exc.reason)[:120]
+    return f"{base} ({detail})"
+
+
+_SALVAGE = {b"via": "Via", b"v": "Via", b"from": "From", b"f": "From", b"to": "To", b"t": "To",
+            b"call-id": "Call-ID", b"i": "Call-ID", b"cseq": "CSeq"}
+
+
+def salvage_response(data: bytes, status: int, reason: str, tag: str) -> bytes | None:
+    """Best effort answer to a request we could not parse: RFC 3261 §8.2.6 needs Via, From,
+    To, Call-ID and CSeq copied; if the start line is a request line and those can be found
+    line by line, answer; otherwise nothing can be routed back and the caller drops it."""
+    head = data.split(b"\r\n\r\n", 1)[0][:8192]
+    lines = head.replace(b"\r\n", b"\n").split(b"\n")
+    if not lines or lines[0].startswith(b"SIP/") or b" SIP/2.0" not in lines[0]:
+        return None
+    found: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        canonical = _SALVAGE.get(name.strip().lower())
+        if colon and canonical:
+            text = value.strip().decode("utf-8", "replace")
+            if not text or any(c in text for c in "\r\n\x00"):
+                continue
+            found.setdefault(canonical, []).append(text)
+    if not all(k in found for k in ("Via", "From", "To", "Call-ID", "CSeq")):
+        return None
+    items: list[tuple[str, str]] = [("Via", v) for v in found["Via"]]
+    to = found["To"][0]
+    if "tag=" not in to:
+        to = f"{to};tag={tag}"
+    items += [("From", found["From"][0]), ("To", to), ("Call-ID", found["Call-ID"][0]),
+              ("CSeq", found["CSeq"][0])]
+    return Response(status, reason, Headers(items)).to_bytes()

@@ -1,0 +1,689 @@
+"""Typed operator profiles.
+
+A profile is a TOML file describing one lab operator node (see ``profiles/lab.toml``). It decodes
+into the frozen, documented structures below; unknown keys, wrong types and inconsistent values are
+reported at start as one :class:`ProfileError` whose lines read ``<file>: <key.path>: <problem>``.
+
+Loading does three things, in order:
+
+1. parse the TOML text into a plain dict and apply ``--set key=value`` overrides to it;
+2. convert that dict into :class:`Profile` (the conversion ``msgspec.toml.decode(..., type=...)``
+   performs, split in two only so overrides can edit the raw dict first);
+3. run the semantic checks, then resolve derived values: ``sip.tls_cert``/``sip.tls_key`` become
+   absolute paths (relative ones are taken from the profile file's directory) and ``auth.realm`` is
+   filled in from ``operator.home_domain`` when unset. A loaded profile therefore always has a
+   realm; for a :class:`Profile` built directly in code use :meth:`AuthConfig.effective_realm`.
+
+Nothing here is global: callers pass the loaded :class:`Profile` down.
+"""
+
+import importlib.resources
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "AdminConfig",
+    "AuthConfig",
+    "AuthUser",
+    "LogConfig",
+    "NumberRange",
+    "OperatorConfig",
+    "Profile",
+    "ProfileError",
+    "RegistrarConfig",
+    "SipConfig",
+    "load_profile",
+    "load_profile_text",
+    "password_for",
+]
+
+_E164 = re.compile(r"\+[0-9]{6,15}")
+AUTH_ALGORITHMS = frozenset({"MD5", "SHA-256"})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MIN_MESSAGE_SIZE = 1024
+MAX_MESSAGE_SIZE = 1_048_576
+EMBEDDED_SOURCE = "fivegmc/profiles/lab.toml (embedded default)"
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+
+
+class ProfileError(Exception):
+    """A profile could not be read, decoded or validated.
+
+    ``problems`` holds one ``"<key.path>: <what was expected>"`` entry per problem found; the
+    exception message prefixes each with the source file, one per line.
+    """
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
+
+
+# --------------------------------------------------------------------------------------------------
+# Schema
+
+# Every section is a frozen, keyword-only msgspec Struct that rejects unknown keys.
+
+
+class NumberRange(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A block of E.164 numbers provisioned on this operator node."""
+
+    #: First number of the block, E.164 (``+`` then 6–15 digits).
+    first: str
+    #: Last number of the block (inclusive), same length as ``first``.
+    last: str
+    #: ``rcs``: 5G-message capable subscribers; ``sms_only``: reachable by SMS fallback only.
+    kind: Literal["rcs", "sms_only"]
+    #: Lab-only generated digest password, ``{number}`` replaced by the subscriber's number
+    #: (e.g. ``"lab-{number}"``). None: numbers in this range have no generated password.
+    password_template: str | None = None
+
+    def contains(self, number: str) -> bool:
+        """True if ``number`` (E.164 with ``+``) lies within this range."""
+        return len(number) == len(self.first) and self.first <= number <= self.last
+
+
+class OperatorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Who this node is: operator name, domains and provisioned numbers."""
+
+    #: Short operator name, used in logs, metrics and CDRs.
+    name: str = "lab"
+    #: IMS home domain; request URIs in it are local, and the default digest realm.
+    home_domain: str = "ims.mnc000.mcc460.3gppnetwork.org"
+    #: Extra domains/IPs treated as local (the node also adds its own listen IP at run time).
+    local_domains: tuple[str, ...] = ()
+    #: Provisioned number blocks; they must not overlap.
+    number_ranges: tuple[NumberRange, ...] = ()
+
+    def range_for(self, number: str) -> NumberRange | None:
+        """The provisioned range holding ``number``, or None."""
+        for number_range in self.number_ranges:
+            if number_range.contains(number):
+                return number_range
+        return None
+
+
+class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """SIP listeners, limits and RFC 3261 timers."""
+
+    #: Listen address for UDP, TCP and TLS.
+    host: str = "127.0.0.1"
+    #: UDP port (0: ephemeral, as used by tests).
+    udp_port: int = 5060
+    #: TCP port (0: ephemeral).
+    tcp_port: int = 5060
+    #: TLS port (0: ephemeral); TLS listens only when tls_cert and tls_key are set.
+    tls_port: int = 5061
+    #: PEM certificate chain for TLS; relative paths are taken from the profile's directory.
+    tls_cert: str | None = None
+    #: PEM private key for TLS; set together with tls_cert.
+    tls_key: str | None = None
+    #: Listen on UDP.
+    enable_udp: bool = True
+    #: Listen on TCP.
+    enable_tcp: bool = True
+    #: Largest accepted SIP message in bytes; larger ones are answered 513.
+    max_message_size: int = 65535
+    #: RFC 3261 T1, RTT estimate (ms).
+    t1_ms: int = 500
+    #: RFC 3261 T2, maximum retransmit interval for non-INVITE requests (ms).
+    t2_ms: int = 4000
+    #: RFC 3261 T4, maximum time a message stays in the network (ms).
+    t4_ms: int = 5000
+    #: Max-Forwards inserted into requests that lack one.
+    max_forwards: int = 70
+    #: Close TCP/TLS connections idle for this long (seconds).
+    tcp_idle_timeout_s: float = 300.0
+    #: Refuse new TCP/TLS connections beyond this many.
+    max_tcp_connections: int = 10000
+    #: Value of the Server/User-Agent header the node sends.
+    server_header: str = "fivegmc"
+
+    @property
+    def tls_enabled(self) -> bool:
+        """True when a certificate and key are configured."""
+        return self.tls_cert is not None and self.tls_key is not None
+
+
+class RegistrarConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """REGISTER policy (expiry bounds, bindings per address of record)."""
+
+    #: Shorter non-zero expiries are answered 423 Interval Too Brief (seconds).
+    min_expires: int = 60
+    #: Expiry granted when the request asks for none (seconds).
+    default_expires: int = 3600
+    #: Longer requested expiries are cut down to this (seconds).
+    max_expires: int = 7200
+    #: Most contacts bound to one address of record at once.
+    max_contacts_per_aor: int = 10
+
+
+class AuthUser(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """An explicit digest credential, taking precedence over a range's password_template."""
+
+    #: Subscriber number, E.164, inside a provisioned range.
+    number: str
+    #: Lab password for that number.
+    password: str
+
+
+class AuthConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Digest authentication (RFC 3261 §22, RFC 8760 for SHA-256)."""
+
+    #: Challenge REGISTER and MESSAGE requests from subscribers.
+    enabled: bool = False
+    #: Digest realm; None means operator.home_domain (a loaded profile always has it filled in).
+    realm: str | None = None
+    #: Algorithms offered, one challenge each, in this order; subset of MD5, SHA-256.
+    algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    #: Lifetime of a nonce before it is answered stale=true (seconds).
+    nonce_ttl_s: int = 300
+    #: Explicit credentials, checked before any range password_template.
+    users: tuple[AuthUser, ...] = ()
+
+    def effective_realm(self, operator: OperatorConfig) -> str:
+        """The realm to challenge with: ``realm`` if set, else the operator's home domain."""
+        return self.realm if self.realm is not None else operator.home_domain
+
+
+class AdminConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The admin HTTP endpoint (health, metrics, admin API)."""
+
+    #: Listen address.
+    host: str = "127.0.0.1"
+    #: Listen port (0: ephemeral).
+    port: int = 9090
+    #: Serve the admin endpoint at all.
+    enabled: bool = True
+
+
+class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Logging output."""
+
+    #: Minimum level: DEBUG, INFO, WARNING or ERROR.
+    level: str = "INFO"
+    #: ``json``: one JSON object per line; ``console``: human-readable.
+    format: Literal["json", "console"] = "json"
+
+
+class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One lab operator node, as described by a profile TOML file."""
+
+    #: Identity, domains and provisioned numbers (the ``[operator]`` table is required).
+    operator: OperatorConfig
+    #: SIP transport settings.
+    sip: SipConfig = SipConfig()
+    #: Registrar policy.
+    registrar: RegistrarConfig = RegistrarConfig()
+    #: Digest authentication.
+    auth: AuthConfig = AuthConfig()
+    #: Admin HTTP endpoint.
+    admin: AdminConfig = AdminConfig()
+    #: Logging.
+    log: LogConfig = LogConfig()
+
+
+# --------------------------------------------------------------------------------------------------
+# Public functions
+
+
+def load_profile(
+    path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = ()
+) -> Profile:
+    """Load, override and validate a profile file; ``None`` loads the embedded default.
+
+    ``overrides`` are ``dotted.key=value`` strings (``sip.udp_port=5070``); see
+    :func:`load_profile_text`. Raises :class:`ProfileError` on any problem.
+    """
+    if path is None:
+        resource = importlib.resources.files("fivegmc") / "profiles" / "lab.toml"
+        try:
+            text = resource.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileError(EMBEDDED_SOURCE, [f"cannot read profile: {exc}"]) from None
+        return load_profile_text(text, EMBEDDED_SOURCE, None, overrides)
+    source = os.fspath(path)
+    file_path = Path(source)
+    try:
+        text = file_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(source, [f"cannot read profile: not UTF-8 ({exc.reason})"]) from None
+    except OSError as exc:
+        raise ProfileError(source, [f"cannot read profile: {exc.strerror or exc}"]) from None
+    return load_profile_text(text, source, file_path.parent, overrides)
+
+
+def load_profile_text(
+    text: str, source: str, base_dir: Path | None = None, overrides: Sequence[str] = ()
+) -> Profile:
+    """Decode and validate profile TOML ``text``; ``source`` names it in error messages.
+
+    ``base_dir`` is where relative TLS file paths are resolved (None: the current directory).
+    Each override ``dotted.key=value`` is applied to the raw TOML before typed decoding; ``value``
+    is read as a TOML value when it parses as one (``5070``, ``true``, ``"x"``, ``["MD5"]``) and
+    taken as a bare string otherwise (quote it to force a string, e.g. ``operator.name='"inf"'``).
+    Array elements can be addressed as ``operator.number_ranges[0].kind``. Keys that are not in
+    the schema are rejected like unknown keys in the file.
+    """
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(source, [f"invalid TOML: {exc}"]) from None
+
+    applied: list[tuple[str, str]] = []
+    for item in overrides:
+        try:
+            applied.append((_apply_override(raw, item), item))
+        except _OverrideError as exc:
+            raise ProfileError(source, [f"--set {item!r}: {exc}"]) from None
+
+    try:
+        profile = msgspec.convert(raw, Profile, str_keys=True, builtin_types=(datetime, date, time))
+    except msgspec.ValidationError as exc:
+        key, problem = _translate_validation_error(str(exc))
+        raise ProfileError(source, [_with_origin(key, problem, applied)]) from None
+
+    problems = [_with_origin(key, problem, applied) for key, problem in _check(profile, base_dir)]
+    if problems:
+        raise ProfileError(source, problems)
+    return _resolve(profile, base_dir)
+
+
+def password_for(profile: Profile, number: str) -> str | None:
+    """The lab digest password for ``number``.
+
+    An explicit ``auth.users`` entry wins; otherwise the matching range's ``password_template``
+    with ``{number}`` replaced; otherwise None (unknown number or no credential configured).
+    """
+    for user in profile.auth.users:
+        if user.number == number:
+            return user.password
+    number_range = profile.operator.range_for(number)
+    if number_range is None or number_range.password_template is None:
+        return None
+    return number_range.password_template.replace("{number}", number)
+
+
+# --------------------------------------------------------------------------------------------------
+# Overrides
+
+
+class _OverrideError(Exception):
+    """A ``--set`` item is malformed or does not fit the raw TOML structure."""
+
+
+_OVERRIDE_KEY = re.compile(r"[A-Za-z0-9_-]+(?:\[[0-9]+\])*(?:\.[A-Za-z0-9_-]+(?:\[[0-9]+\])*)*")
+_KEY_STEP = re.compile(r"([A-Za-z0-9_-]+)|\[([0-9]+)\]")
+
+
+def _key_steps(key: str) -> list[str | int]:
+    """``a.b[1].c`` → ``["a", "b", 1, "c"]`` (key already matched ``_OVERRIDE_KEY``)."""
+    return [name if name else int(index) for name, index in _KEY_STEP.findall(key)]
+
+
+def _parse_override_value(text: str) -> Any:
+    try:
+        doc = tomllib.loads(f"v = {text}")
+    except tomllib.TOMLDecodeError:
+        return text
+    return doc["v"] if doc.keys() == {"v"} else text
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> str:
+    """Set ``key=value`` from ``item`` in ``raw``; return the key."""
+    key, sep, value_text = item.partition("=")
+    key = key.strip()
+    if not sep:
+        raise _OverrideError("expected dotted.key=value")
+    if not _OVERRIDE_KEY.fullmatch(key):
+        raise _OverrideError(
+            "expected a dotted key of letters, digits, '_' or '-', with optional [index]"
+        )
+    value = _parse_override_value(value_text.strip())
+    steps = _key_steps(key)
+    node: Any = raw
+    walked = ""
+    for position, step in enumerate(steps):
+        last = position == len(steps) - 1
+        if isinstance(step, int):
+            if not isinstance(node, list):
+                raise _OverrideError(f"{walked} is not an array")
+            if step >= len(node):
+                raise _OverrideError(f"{walked} has {len(node)} element(s), no [{step}]")
+            if last:
+                node[step] = value
+            else:
+                node = node[step]
+            walked = f"{walked}[{step}]"
+        else:
+            if not isinstance(node, dict):
+                raise _OverrideError(f"{walked} is not a table")
+            if last:
+                node[step] = value
+            elif step not in node:
+                if isinstance(steps[position + 1], int):
+                    raise _OverrideError(f"{_join(walked, step)} is not set, cannot index it")
+                # A new table: the schema check rejects it later if the key is unknown.
+                node[step] = {}
+                node = node[step]
+            else:
+                node = node[step]
+            walked = _join(walked, step)
+    return key
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _with_origin(key: str, problem: str, applied: Sequence[tuple[str, str]]) -> str:
+    """``key: problem``, naming the override that set ``key`` (or a parent/child of it)."""
+    for override_key, item in reversed(applied):
+        related = (
+            key == override_key
+            or override_key.startswith((f"{key}.", f"{key}["))
+            or key.startswith((f"{override_key}.", f"{override_key}["))
+        )
+        if key and related:
+            return f"{key}: {problem} (from --set {item!r})"
+    return f"{key}: {problem}" if key else problem
+
+
+# --------------------------------------------------------------------------------------------------
+# msgspec error translation
+
+_MSGSPEC_ERROR = re.compile(r"(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?", re.DOTALL)
+_PATH_STEP = re.compile(r"\.([^.\[]+)|\[([0-9]+)\]")
+_TYPE_NAMES = {"object": "table", "null": "none"}
+
+
+def _translate_validation_error(message: str) -> tuple[str, str]:
+    """msgspec's ``Expected `int`, got `str` - at `$.sip.udp_port``` → (key path, problem)."""
+    match = _MSGSPEC_ERROR.fullmatch(message)
+    assert match is not None  # the pattern matches any string
+    msg = match["msg"]
+    steps: list[str | int] = [
+        name if name else int(index) for name, index in _PATH_STEP.findall(match["path"] or "$")
+    ]
+
+    if found := re.fullmatch(r"Object contains unknown field `(.*)`", msg):
+        steps.append(found[1])
+        return _dotted(steps), _unknown_key_problem(steps)
+    if found := re.fullmatch(r"Object missing required field `(.*)`", msg):
+        steps.append(found[1])
+        return _dotted(steps), "required key missing"
+    if found := re.fullmatch(r"Invalid enum value (.*)", msg):
+        allowed = _literal_values(steps)
+        if allowed:
+            return _dotted(steps), f"expected one of {allowed}, got {found[1]}"
+        return _dotted(steps), f"invalid value {found[1]}"
+    if found := re.fullmatch(r"Expected `(.*)`, got `(.*)`", msg):
+        expected = " | ".join(_TYPE_NAMES.get(t, t) for t in found[1].split(" | "))
+        return _dotted(steps), f"expected {expected}, got {_TYPE_NAMES.get(found[2], found[2])}"
+    return _dotted(steps), msg[:1].lower() + msg[1:]
+
+
+def _dotted(steps: Sequence[str | int]) -> str:
+    out = ""
+    for step in steps:
+        out = f"{out}[{step}]" if isinstance(step, int) else _join(out, step)
+    return out
+
+
+def _unknown_key_problem(steps: Sequence[str | int]) -> str:
+    table = _type_at(steps[:-1])
+    if isinstance(table, type) and issubclass(table, msgspec.Struct):
+        names = ", ".join(table.__struct_fields__)
+        return f"unknown key (expected one of: {names})"
+    return "unknown key"
+
+
+def _strip_optional(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0] if len(args) == 1 else tp
+    return tp
+
+
+def _type_at(steps: Sequence[str | int]) -> Any:
+    """The schema type at a decoded path, or None if the path leaves the schema."""
+    tp: Any = Profile
+    for step in steps:
+        tp = _strip_optional(tp)
+        if isinstance(step, int):
+            args = typing.get_args(tp)
+            if typing.get_origin(tp) is not tuple or not args:
+                return None
+            tp = args[0]
+        else:
+            if not (isinstance(tp, type) and issubclass(tp, msgspec.Struct)):
+                return None
+            hints = typing.get_type_hints(tp)
+            if step not in hints:
+                return None
+            tp = hints[step]
+    return _strip_optional(tp)
+
+
+def _literal_values(steps: Sequence[str | int]) -> str:
+    tp = _type_at(steps)
+    if typing.get_origin(tp) is not Literal:
+        return ""
+    return ", ".join(repr(v) for v in typing.get_args(tp))
+
+
+# --------------------------------------------------------------------------------------------------
+# Semantic checks
+
+_Problem = tuple[str, str]
+
+
+def _check(profile: Profile, base_dir: Path | None) -> list[_Problem]:
+    problems: list[_Problem] = []
+    problems += _check_operator(profile.operator)
+    problems += _check_sip(profile.sip, base_dir)
+    problems += _check_registrar(profile.registrar)
+    problems += _check_auth(profile.auth, profile.operator)
+    problems += _check_listeners(profile)
+    problems += _check_admin(profile.admin)
+    if profile.log.level not in LOG_LEVELS:
+        problems.append(
+            ("log.level", f"expected one of {', '.join(LOG_LEVELS)}, got {profile.log.level!r}")
+        )
+    return problems
+
+
+def _port(key: str, value: int) -> Iterator[_Problem]:
+    if not 0 <= value <= 65535:
+        yield key, f"expected a port 0-65535 (0 = ephemeral), got {value}"
+
+
+def _positive(key: str, value: float) -> Iterator[_Problem]:
+    if value <= 0:
+        yield key, f"expected a positive value, got {value}"
+
+
+def _non_empty(key: str, value: str) -> Iterator[_Problem]:
+    if not value.strip():
+        yield key, "expected a non-empty string"
+
+
+def _e164(key: str, value: str) -> Iterator[_Problem]:
+    if not _E164.fullmatch(value):
+        yield key, f"expected an E.164 number ('+' then 6-15 digits), got {value!r}"
+
+
+def _check_operator(operator: OperatorConfig) -> Iterator[_Problem]:
+    yield from _non_empty("operator.name", operator.name)
+    yield from _non_empty("operator.home_domain", operator.home_domain)
+    for index, domain in enumerate(operator.local_domains):
+        yield from _non_empty(f"operator.local_domains[{index}]", domain)
+
+    valid: list[tuple[int, NumberRange]] = []
+    for index, number_range in enumerate(operator.number_ranges):
+        key = f"operator.number_ranges[{index}]"
+        bad = [*_e164(f"{key}.first", number_range.first), *_e164(f"{key}.last", number_range.last)]
+        yield from bad
+        if bad:
+            continue
+        if len(number_range.first) != len(number_range.last):
+            yield (
+                key,
+                (
+                    f"first {number_range.first} and last {number_range.last} "
+                    "must have the same number of digits"
+                ),
+            )
+        elif number_range.first > number_range.last:
+            yield key, f"first {number_range.first} is after last {number_range.last}"
+        else:
+            valid.append((index, number_range))
+
+    # Numbers of different lengths are different numbers, so only same-length ranges can overlap.
+    # Sorted by start, a range overlaps an earlier one iff it starts at or before the furthest end
+    # seen so far (tracking the furthest end also catches a wide range covering several others).
+    ordered = sorted(valid, key=lambda item: (len(item[1].first), item[1].first))
+    reach: tuple[int, NumberRange] | None = None
+    for index, current in ordered:
+        if reach is not None and len(reach[1].last) == len(current.first):
+            reach_index, reach_range = reach
+            if current.first <= reach_range.last:
+                yield (
+                    f"operator.number_ranges[{index}]",
+                    f"{current.first}-{current.last} overlaps operator.number_ranges"
+                    f"[{reach_index}] {reach_range.first}-{reach_range.last}",
+                )
+            if current.last <= reach_range.last:
+                continue
+        reach = (index, current)
+
+
+def _check_sip(sip: SipConfig, base_dir: Path | None) -> Iterator[_Problem]:
+    yield from _non_empty("sip.host", sip.host)
+    yield from _port("sip.udp_port", sip.udp_port)
+    yield from _port("sip.tcp_port", sip.tcp_port)
+    yield from _port("sip.tls_port", sip.tls_port)
+
+    if (sip.tls_cert is None) != (sip.tls_key is None):
+        missing = "sip.tls_key" if sip.tls_key is None else "sip.tls_cert"
+        yield missing, "expected sip.tls_cert and sip.tls_key to be set together"
+    for key, value in (("sip.tls_cert", sip.tls_cert), ("sip.tls_key", sip.tls_key)):
+        if value is not None and not _resolve_file(value, base_dir).is_file():
+            yield key, f"file not found: {_resolve_file(value, base_dir)}"
+    if not (sip.enable_udp or sip.enable_tcp or sip.tls_enabled):
+        yield "sip", "no SIP listener: enable_udp and enable_tcp are false and TLS is not set up"
+
+    if not MIN_MESSAGE_SIZE <= sip.max_message_size <= MAX_MESSAGE_SIZE:
+        yield (
+            "sip.max_message_size",
+            (f"expected {MIN_MESSAGE_SIZE}-{MAX_MESSAGE_SIZE} bytes, got {sip.max_message_size}"),
+        )
+    yield from _positive("sip.t1_ms", sip.t1_ms)
+    yield from _positive("sip.t2_ms", sip.t2_ms)
+    yield from _positive("sip.t4_ms", sip.t4_ms)
+    if 0 < sip.t2_ms < sip.t1_ms:
+        yield "sip.t1_ms", f"expected t1_ms <= t2_ms, got {sip.t1_ms} > {sip.t2_ms}"
+    if not 1 <= sip.max_forwards <= 255:
+        yield "sip.max_forwards", f"expected 1-255, got {sip.max_forwards}"
+    yield from _positive("sip.tcp_idle_timeout_s", sip.tcp_idle_timeout_s)
+    yield from _positive("sip.max_tcp_connections", sip.max_tcp_connections)
+
+
+def _check_registrar(registrar: RegistrarConfig) -> Iterator[_Problem]:
+    yield from _positive("registrar.min_expires", registrar.min_expires)
+    yield from _positive("registrar.max_contacts_per_aor", registrar.max_contacts_per_aor)
+    low, default, high = registrar.min_expires, registrar.default_expires, registrar.max_expires
+    if not low <= default <= high:
+        yield (
+            "registrar.default_expires",
+            (
+                "expected min_expires <= default_expires <= max_expires, "
+                f"got {low} <= {default} <= {high}"
+            ),
+        )
+
+
+def _check_auth(auth: AuthConfig, operator: OperatorConfig) -> Iterator[_Problem]:
+    if auth.realm is not None:
+        yield from _non_empty("auth.realm", auth.realm)
+    if not auth.algorithms:
+        yield "auth.algorithms", f"expected at least one of {', '.join(sorted(AUTH_ALGORITHMS))}"
+    for index, algorithm in enumerate(auth.algorithms):
+        if algorithm not in AUTH_ALGORITHMS:
+            yield (
+                f"auth.algorithms[{index}]",
+                (f"expected one of {', '.join(sorted(AUTH_ALGORITHMS))}, got {algorithm!r}"),
+            )
+        elif algorithm in auth.algorithms[:index]:
+            yield f"auth.algorithms[{index}]", f"{algorithm} listed twice"
+    yield from _positive("auth.nonce_ttl_s", auth.nonce_ttl_s)
+
+    seen: dict[str, int] = {}
+    for index, user in enumerate(auth.users):
+        key = f"auth.users[{index}]"
+        yield from _non_empty(f"{key}.password", user.password)
+        bad = list(_e164(f"{key}.number", user.number))
+        yield from bad
+        if bad:
+            continue
+        if user.number in seen:
+            yield f"{key}.number", f"{user.number} already in auth.users[{seen[user.number]}]"
+        seen.setdefault(user.number, index)
+        if operator.range_for(user.number) is None:
+            yield f"{key}.number", f"{user.number} is not in any operator.number_ranges entry"
+
+
+def _check_admin(admin: AdminConfig) -> Iterator[_Problem]:
+    yield from _non_empty("admin.host", admin.host)
+    yield from _port("admin.port", admin.port)
+
+
+def _check_listeners(profile: Profile) -> Iterator[_Problem]:
+    """Stream listeners that would collide on one host:port (EADDRINUSE at start)."""
+    sip, admin = profile.sip, profile.admin
+    listeners: list[tuple[str, str, int]] = []
+    if sip.enable_tcp:
+        listeners.append(("sip.tcp_port", sip.host, sip.tcp_port))
+    if sip.tls_enabled:
+        listeners.append(("sip.tls_port", sip.host, sip.tls_port))
+    if admin.enabled:
+        listeners.append(("admin.port", admin.host, admin.port))
+    for position, (key, host, port) in enumerate(listeners):
+        for other_key, other_host, other_port in listeners[:position]:
+            same_host = host == other_host or {host, other_host} & _WILDCARD_HOSTS
+            if port != 0 and port == other_port and same_host:
+                yield key, f"port {port} is already used by {other_key} on {other_host}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Derived values
+
+
+def _resolve_file(value: str, base_dir: Path | None) -> Path:
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = (base_dir if base_dir is not None else Path.cwd()) / path
+    return path.resolve()
+
+
+def _resolve(profile: Profile, base_dir: Path | None) -> Profile:
+    sip = profile.sip
+    if sip.tls_cert is not None and sip.tls_key is not None:
+        sip = msgspec.structs.replace(
+            sip,
+            tls_cert=str(_resolve_file(sip.tls_cert, base_dir)),
+            tls_key=str(_resolve_file(sip.tls_key, base_dir)),
+        )
+    auth = msgspec.structs.replace(
+        profile.auth, realm=profile.auth.effective_realm(profile.operator)
+    )
+    return msgspec.structs.replace(profile, sip=sip, auth=auth)

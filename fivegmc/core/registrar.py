@@ -1,0 +1,223 @@
+"""The registrar's binding logic (RFC 3261 §10.3), with expiry over time passed in.
+
+Policy only: bindings live in memory here; durable and shared stores come with the storage
+protocol (issue 3). A binding remembers the flow its REGISTER arrived on, so requests for the
+AoR can be sent back over the same TCP connection (the way a P-CSCF keeps a UE's flow).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+from ..config import RegistrarConfig
+from ..sip.uri import NameAddr, SipUri, Uri
+
+#: Contact parameters that describe the binding rather than the UE's capabilities.
+_BINDING_PARAMS = frozenset(("expires", "q", "+sip.instance", "reg-id", "pub-gruu", "temp-gruu"))
+#: RFC 3840 §9 base feature tags (without the leading '+' that extension tags carry).
+_BASE_TAGS = frozenset((
+    "audio", "automata", "class", "duplex", "data", "control", "mobility", "description",
+    "events", "priority", "methods", "schemes", "application", "video", "language", "type",
+    "isfocus", "actor", "text", "extensions",
+))
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """Where a request came from: the transport and the peer's address."""
+
+    transport: str  # "udp", "tcp" or "tls"
+    host: str
+    port: int
+
+
+@dataclass(slots=True)
+class Binding:
+    aor: str
+    contact: NameAddr
+    contact_key: str
+    expires_at: float
+    call_id: str
+    cseq: int
+    flow: Flow
+    q: float = 1.0
+    feature_tags: tuple[tuple[str, str | None], ...] = ()
+    instance: str | None = None
+    registered_at: float = 0.0
+
+    def remaining(self, now: float) -> int:
+        return max(0, int(self.expires_at - now + 0.5))
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterOutcome:
+    """What to answer: a status, and for 200 the AoR's current bindings (§10.3 step 8)."""
+
+    status: int
+    reason: str | None = None
+    bindings: tuple[Binding, ...] = ()
+    min_expires: int | None = None  # for 423 Interval Too Brief
+    changed: bool = False
+
+
+def feature_tags(contact: NameAddr) -> tuple[tuple[str, str | None], ...]:
+    """The capability feature tags a Contact carries (RFC 3840 §9, RCS ICSI/IARI tags)."""
+    out: list[tuple[str, str | None]] = []
+    for name, value in contact.params:
+        low = name.lower()
+        if low in _BINDING_PARAMS:
+            continue
+        if low.startswith("+") or low in _BASE_TAGS:
+            out.append((name, value))
+    return tuple(out)
+
+
+def contact_key(uri: Uri) -> str:
+    """Compare contacts by URI (RFC 3261 §10.3 step 7, §19.1.4, simplified: host case-folded)."""
+    if isinstance(uri, SipUri):
+        user = uri.user or ""
+        port = uri.port or (5061 if uri.scheme == "sips" else 5060)
+        transport = (uri.param("transport") or "").lower()
+        return f"{uri.scheme}:{user}@{uri.host.lower()}:{port};{transport}"
+    return str(uri)
+
+
+@dataclass(slots=True)
+class Registrar:
+    """Bindings per AoR with §10.3 semantics; expiry is driven by :meth:`expire`."""
+
+    config: RegistrarConfig
+    _bindings: dict[str, list[Binding]] = field(default_factory=dict)
+    _heap: list[tuple[float, int, str, str]] = field(default_factory=list)
+    _seq: int = 0
+    _count: int = 0
+
+    @property
+    def binding_count(self) -> int:
+        return self._count
+
+    @property
+    def aor_count(self) -> int:
+        return len(self._bindings)
+
+    def lookup(self, aor: str, now: float) -> list[Binding]:
+        """Live bindings of ``aor``, highest q first (RFC 3261 §16.6 target order)."""
+        found = self._bindings.get(aor)
+        if not found:
+            return []
+        live = [b for b in found if b.expires_at > now]
+        if len(live) > 1:
+            live.sort(key=lambda b: -b.q)
+        return live
+
+    def all_aors(self) -> list[str]:
+        return list(self._bindings)
+
+    def register(
+        self,
+        aor: str,
+        contacts: list[NameAddr] | None,
+        *,
+        expires_header: int | None,
+        call_id: str,
+        cseq: int,
+        flow: Flow,
+        now: float,
+    ) -> RegisterOutcome:
+        """Apply one REGISTER. ``contacts`` None is the ``*`` wildcard (§10.3 step 6)."""
+        cfg = self.config
+        current = [b for b in self._bindings.get(aor, []) if b.expires_at > now]
+        if contacts is None:
+            if expires_header != 0:
+                return RegisterOutcome(400, "Wildcard Contact requires Expires: 0")
+            for b in current:
+                if b.call_id == call_id and cseq <= b.cseq:
+                    return RegisterOutcome(400, "Out-of-order CSeq for this Call-ID")
+            changed = bool(current)
+            self._set(aor, [])
+            return RegisterOutcome(200, bindings=(), changed=changed)
+        if not contacts:  # a query: answer the current bindings (§10.3 step 8)
+            return RegisterOutcome(200, bindings=tuple(current))
+
+        # Validate every contact before changing anything: the REGISTER is atomic.
+        updates: list[tuple[NameAddr, str, int, float]] = []
+        for contact in contacts:
+            expires_param = contact.param("expires")
+            if expires_param is not None:
+                if not expires_param.isdigit():
+                    return RegisterOutcome(400, "Bad expires parameter")
+                expires = int(expires_param)
+            elif expires_header is not None:
+                expires = expires_header
+            else:
+                expires = cfg.default_expires
+            if expires != 0 and expires < cfg.min_expires:
+                return RegisterOutcome(423, min_expires=cfg.min_expires)
+            expires = min(expires, cfg.max_expires)
+            q_text = contact.param("q")
+            try:
+                q = float(q_text) if q_text else 1.0
+            except ValueError:
+                return RegisterOutcome(400, "Bad q parameter")
+            if not 0.0 <= q <= 1.0:
+                return RegisterOutcome(400, "Bad q parameter")
+            updates.append((contact, contact_key(contact.uri), expires, q))
+
+        by_key = {b.contact_key: b for b in current}
+        for _contact, key, _expires, _q in updates:
+            existing = by_key.get(key)
+            if existing is not None and existing.call_id == call_id and cseq <= existing.cseq:
+                return RegisterOutcome(400, "Out-of-order CSeq for this Call-ID")
+
+        changed = False
+        for contact, key, expires, q in updates:
+            if expires == 0:
+                if by_key.pop(key, None) is not None:
+                    changed = True
+                continue
+            instance = contact.param("+sip.instance")
+            by_key[key] = Binding(
+                aor=aor, contact=contact, contact_key=key, expires_at=now + expires,
+                call_id=call_id, cseq=cseq, flow=flow, q=q, feature_tags=feature_tags(contact),
+                instance=instance, registered_at=now,
+            )
+            changed = True
+        if len(by_key) > cfg.max_contacts_per_aor:
+            return RegisterOutcome(403, "Too many registered contacts")
+        result = list(by_key.values())
+        self._set(aor, result)
+        for b in result:
+            self._seq += 1
+            heapq.heappush(self._heap, (b.expires_at, self._seq, aor, b.contact_key))
+        return RegisterOutcome(200, bindings=tuple(result), changed=changed)
+
+    def _set(self, aor: str, bindings: list[Binding]) -> None:
+        old = self._bindings.get(aor)
+        self._count += len(bindings) - (len(old) if old else 0)
+        if bindings:
+            self._bindings[aor] = bindings
+        elif old is not None:
+            del self._bindings[aor]
+
+    def next_expiry(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    def expire(self, now: float) -> list[Binding]:
+        """Remove bindings whose time is up; returns what was removed."""
+        removed: list[Binding] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, aor, key = heapq.heappop(heap)
+            found = self._bindings.get(aor)
+            if not found:
+                continue
+            keep = []
+            for b in found:
+                if b.contact_key == key and b.expires_at <= now:
+                    removed.append(b)
+                else:
+                    keep.append(b)
+            if len(keep) != len(found):
+                self._set(aor, keep)
+        return removed

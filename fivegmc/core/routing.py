@@ -1,0 +1,325 @@
+"""The 5GMC routing pipeline for out-of-dialog requests, as named steps (like a Kamailio
+route block): sanity → auth → registrar → dispatch (MESSAGE relay, OPTIONS capability answer,
+the proper 4xx/5xx for everything else).
+
+Pure and synchronous: it reads a parsed request, the registrar and the directory, and returns a
+decision; the proxy core (``center/``) carries decisions out with transactions and transports.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..config import Profile, password_for
+from ..sip import digest
+from ..sip.message import Request
+from ..sip.uri import SipUri, TelUri, aor_key
+from .capability import capability_answer, format_tags
+from .registrar import Binding, Flow, Registrar
+from .subscribers import SubscriberDirectory, SubscriberKind
+
+#: Methods this node handles; others it recognises get 405 with Allow (RFC 3261 §8.2.1).
+ALLOWED_METHODS = ("REGISTER", "MESSAGE", "OPTIONS", "ACK", "CANCEL")
+ALLOW = ", ".join(ALLOWED_METHODS)
+KNOWN_METHODS = frozenset((
+    "INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "MESSAGE", "SUBSCRIBE", "NOTIFY",
+    "PUBLISH", "INFO", "PRACK", "UPDATE", "REFER",
+))
+#: Option tags this node supports (RFC 3261 §8.2.2.3, §16.3 step 5: Proxy-Require).
+SUPPORTED_OPTIONS = frozenset(("path", "outbound", "gruu"))
+SUPPORTED = ", ".join(sorted(SUPPORTED_OPTIONS))
+#: Bodies a 5G Message pager MESSAGE may carry (protocols.md §3–4). Others get 415.
+MESSAGE_TYPES = frozenset((
+    "message/cpim", "text/plain", "message/imdn+xml", "application/im-iscomposing+xml",
+    "application/vnd.3gpp.sms", "multipart/mixed", "application/vnd.gsma.rcs-ft-http+xml",
+    "application/vnd.gsma.botmessage.v1.0+json", "application/vnd.gsma.botsuggestion.v1.0+json",
+    "application/vnd.gsma.botsuggestion.response.v1.0+json", "application/vnd.gsma.rcsrevoke+xml",
+    "application/vnd.gsma.rcspushlocation+xml", "application/vnd.gsma.rcsspam-report+xml",
+))
+ACCEPT = ", ".join(sorted(MESSAGE_TYPES))
+RCS_DEFAULT_MAX_FORWARDS = 70
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Answer the request ourselves."""
+
+    status: int
+    reason: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    log_reason: str | None = None  # why, for the WARNING/DEBUG log and metrics
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """Proxy the request statefully to these bindings (parallel fork, §16.6)."""
+
+    targets: tuple[Binding, ...]
+    max_forwards: int
+
+
+@dataclass(frozen=True, slots=True)
+class Absorb:
+    """Nothing to answer (a stray ACK, §17.2.3: matched by no transaction)."""
+
+    why: str
+
+
+Decision = Reply | Relay | Absorb
+
+
+def loop_hash(req: Request) -> str:
+    """RFC 3261 §16.6 step 8: a hash of the fields that make a request 'the same' for loop
+    detection (Request-URI, From tag, To tag, Call-ID, CSeq number, Proxy-Require)."""
+    h = req.headers
+    key = "|".join((
+        req.uri, h.get("From") or "", h.get("To") or "", h.get("Call-ID") or "",
+        (h.get("CSeq") or "").split(" ", 1)[0], h.get("Proxy-Require") or "",
+    ))
+    return format(zlib.crc32(key.encode("utf-8", "surrogateescape")), "08x")
+
+
+class Router:
+    """The named steps of the pipeline. One instance per node; no global state."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        registrar: Registrar,
+        directory: SubscriberDirectory,
+        *,
+        local_sent_by: Callable[[], frozenset[str]],
+        nonces: digest.NonceManager | None = None,
+        wall_clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.profile = profile
+        self.registrar = registrar
+        self.directory = directory
+        self.local_sent_by = local_sent_by
+        self.nonces = nonces
+        # Nonces carry wall-clock time (so they survive a restart); timers use ``now``.
+        self.wall_clock = wall_clock
+        op = profile.operator
+        self.home_domain = op.home_domain.lower()
+        self.local_domains = {self.home_domain, *(d.lower() for d in op.local_domains)}
+        self.local_domains.add(profile.sip.host.lower())
+        self.realm = profile.auth.effective_realm(op)
+        self.max_forwards = profile.sip.max_forwards
+
+    def add_local_domain(self, domain: str) -> None:
+        self.local_domains.add(domain.lower())
+
+    # -- the pipeline ------------------------------------------------------------------
+    def route(self, req: Request, flow: Flow, now: float) -> Decision:
+        return (
+            self.sanity(req)
+            or self.authenticate(req, flow, now)
+            or self.registrar_step(req, flow, now)
+            or self.dispatch(req, now)
+        )
+
+    def sanity(self, req: Request) -> Decision | None:
+        """RFC 3261 §16.3 request validation, and §8.2 UAS checks for what we terminate."""
+        method = req.method
+        if method == "ACK":
+            return Absorb("ACK matched no transaction")
+        mf = req.int_header("Max-Forwards")
+        if mf is not None and mf == 0 and method != "OPTIONS" and method != "REGISTER":
+            return Reply(483, log_reason="Max-Forwards reached 0")
+        ruri = req.request_uri()
+        if not isinstance(ruri, SipUri | TelUri):
+            return Reply(416, log_reason=f"Request-URI scheme {ruri.scheme!r}")
+        proxy_require = req.headers.get_all("Proxy-Require")
+        unsupported = [o for o in proxy_require if o.lower() not in SUPPORTED_OPTIONS]
+        if unsupported:
+            return Reply(
+                420, headers=(("Unsupported", ", ".join(unsupported)),),
+                log_reason="unsupported Proxy-Require",
+            )
+        # Loop detection (§16.3 step 4): our own Via with the same loop hash is a loop; the
+        # same Via with another hash is a spiral and allowed.
+        local = self.local_sent_by()
+        vias = req.vias()
+        if len(vias) > 1 or (vias and vias[0].sent_by in local):
+            lh = None
+            for via in vias:
+                if via.sent_by in local:
+                    branch = via.branch or ""
+                    lh = lh or loop_hash(req)
+                    if branch.startswith("z9hG4bK") and branch[7:15] == lh:
+                        return Reply(482, log_reason="request looped back to this node")
+        return None
+
+    def authenticate(self, req: Request, flow: Flow, now: float) -> Decision | None:
+        """Digest auth (RFC 3261 §22, RFC 8760) when the profile enables it.
+
+        REGISTER is challenged with 401. Other requests are trusted when they come over a flow
+        on which their sender is registered (as a P-CSCF trusts its UEs' flows); otherwise
+        they are challenged with 407.
+        """
+        if self.nonces is None or req.method == "CANCEL":
+            return None
+        wall = self.wall_clock() if self.wall_clock is not None else now
+        is_register = req.method == "REGISTER"
+        if is_register:
+            number = aor_key(req.to().uri)
+        else:
+            number = aor_key(req.from_().uri)
+            if number is not None:
+                for b in self.registrar.lookup(number, now):
+                    if b.flow == flow:
+                        return None
+        header = "Authorization" if is_register else "Proxy-Authorization"
+        stale = False
+        for value in req.headers.get_fields(header):
+            try:
+                creds = digest.parse_credentials(value)
+            except digest.DigestError as exc:
+                return Reply(400, log_reason=f"bad {header}: {exc}")
+            if creds.realm != self.realm:
+                continue
+            status = self.nonces.check(creds.nonce, wall)
+            if status is digest.NonceStatus.INVALID:
+                continue
+            if status is digest.NonceStatus.STALE:
+                stale = True
+                continue
+            password = (
+                password_for(self.profile, creds.username) if creds.username == number else None
+            )
+            if password is not None and digest.verify(
+                creds, method=req.method, password=password, realm=self.realm,
+                allowed_algorithms=self.profile.auth.algorithms,
+            ):
+                return None
+            return Reply(403, log_reason="digest credentials do not match")
+        status_code = 401 if is_register else 407
+        challenge_header = "WWW-Authenticate" if is_register else "Proxy-Authenticate"
+        nonce = self.nonces.issue(wall)
+        challenges = tuple(
+            (challenge_header, digest.challenge(self.realm, nonce, alg, stale=stale))
+            for alg in self.profile.auth.algorithms
+        )
+        return Reply(status_code, headers=challenges, log_reason=None)
+
+    def registrar_step(self, req: Request, flow: Flow, now: float) -> Decision | None:
+        """REGISTER processing (RFC 3261 §10.3)."""
+        if req.method != "REGISTER":
+            return None
+        ruri = req.request_uri()
+        if not isinstance(ruri, SipUri) or ruri.host.lower() not in self.local_domains:
+            return Reply(404, "Domain not served here", log_reason="REGISTER for a foreign domain")
+        unsupported = self._unsupported_require(req)
+        if unsupported is not None:
+            return unsupported
+        number = aor_key(req.to().uri)
+        kind = self.directory.kind(number)
+        if kind is SubscriberKind.UNKNOWN or number is None:
+            status = 403 if self.nonces is not None else 404
+            return Reply(status, log_reason="REGISTER for an unknown number")
+        expires_header = req.int_header("Expires")
+        outcome = self.registrar.register(
+            number, req.contacts(), expires_header=expires_header, call_id=req.call_id(),
+            cseq=req.cseq()[0], flow=flow, now=now,
+        )
+        if outcome.status == 423:
+            return Reply(423, headers=(("Min-Expires", str(outcome.min_expires)),))
+        if outcome.status != 200:
+            return Reply(outcome.status, outcome.reason, log_reason=outcome.reason)
+        headers = tuple(
+            ("Contact", f"{b.contact};expires={b.remaining(now)}"
+             if b.contact.param("expires") is None
+             else _with_expires(str(b.contact), b.remaining(now)))
+            for b in outcome.bindings
+        )
+        return Reply(200, headers=headers)
+
+    def dispatch(self, req: Request, now: float) -> Decision:
+        method = req.method
+        if method == "MESSAGE":
+            return self.message(req, now)
+        if method == "OPTIONS":
+            return self.options(req, now)
+        if method == "CANCEL":
+            # No INVITE transactions are proxied yet, so a CANCEL matches nothing (§9.2).
+            return Reply(481, log_reason="CANCEL matched no transaction")
+        if method in KNOWN_METHODS:
+            return Reply(405, headers=(("Allow", ALLOW),), log_reason=f"{method} not supported")
+        return Reply(501, headers=(("Allow", ALLOW),), log_reason=f"unknown method {method}")
+
+    def message(self, req: Request, now: float) -> Decision:
+        """Pager-mode MESSAGE (RFC 3428): relay to every live binding of the recipient."""
+        ctype = (req.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if req.body and not ctype:
+            return Reply(400, "Missing Content-Type", log_reason="MESSAGE body without type")
+        if ctype and ctype not in MESSAGE_TYPES:
+            return Reply(415, headers=(("Accept", ACCEPT),), log_reason=f"MESSAGE type {ctype}")
+        encoding = (req.headers.get("Content-Encoding") or "identity").strip().lower()
+        if encoding != "identity":
+            return Reply(
+                415, headers=(("Accept-Encoding", "identity"),),
+                log_reason=f"Content-Encoding {encoding}",
+            )
+        target = self._local_target(req)
+        if isinstance(target, Reply):
+            return target
+        number, kind = target
+        if kind is SubscriberKind.SMS_ONLY:
+            return Reply(480, "Recipient has no 5G Message client",
+                         log_reason="MESSAGE to an SMS-only subscriber")
+        bindings = self.registrar.lookup(number, now)
+        if not bindings:
+            return Reply(480, log_reason="recipient not registered")
+        mf = req.int_header("Max-Forwards")
+        return Relay(tuple(bindings), (mf if mf is not None else self.max_forwards + 1) - 1)
+
+    def options(self, req: Request, now: float) -> Decision:
+        """OPTIONS: to the node itself (keep-alive / probe) or a capability query (§4)."""
+        unsupported = self._unsupported_require(req)
+        if unsupported is not None:
+            return unsupported
+        ruri = req.request_uri()
+        if isinstance(ruri, SipUri) and ruri.user is None:
+            if ruri.host.lower() in self.local_domains:
+                return Reply(200, headers=self._capability_headers())
+            return Reply(404, "Domain not served here")
+        target = self._local_target(req)
+        if isinstance(target, Reply):
+            return target
+        number, kind = target
+        answer = capability_answer(kind, self.registrar.lookup(number, now))
+        if answer.status != 200:
+            return Reply(answer.status, answer.reason)
+        contact = f"<sip:{number}@{self.home_domain};user=phone>{format_tags(answer.tags)}"
+        return Reply(200, headers=(("Contact", contact), *self._capability_headers()))
+
+    # -- helpers -------------------------------------------------------------------------
+    def _local_target(self, req: Request) -> tuple[str, SubscriberKind] | Reply:
+        ruri = req.request_uri()
+        if isinstance(ruri, SipUri) and ruri.host.lower() not in self.local_domains:
+            return Reply(404, "Domain not served here", log_reason=f"foreign domain {ruri.host}")
+        number = aor_key(ruri)
+        kind = self.directory.kind(number)
+        if number is None or kind is SubscriberKind.UNKNOWN:
+            return Reply(404, log_reason="unknown recipient")
+        return number, kind
+
+    def _unsupported_require(self, req: Request) -> Reply | None:
+        required = req.headers.get_all("Require")
+        bad = [o for o in required if o.lower() not in SUPPORTED_OPTIONS]
+        if bad:
+            return Reply(420, headers=(("Unsupported", ", ".join(bad)),),
+                         log_reason="unsupported Require")
+        return None
+
+    @staticmethod
+    def _capability_headers() -> tuple[tuple[str, str], ...]:
+        return (("Allow", ALLOW), ("Accept", ACCEPT), ("Supported", SUPPORTED))
+
+
+def _with_expires(contact: str, remaining: int) -> str:
+    parts = [p for p in contact.split(";") if not p.strip().lower().startswith("expires=")]
+    return ";".join(parts) + f";expires={remaining}"

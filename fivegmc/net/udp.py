@@ -1,0 +1,51 @@
+"""A UDP endpoint: datagrams in to a callback, datagrams out by address."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import cast
+
+OnDatagram = Callable[[bytes, str, int], None]
+
+
+class UdpEndpoint(asyncio.DatagramProtocol):
+    def __init__(self, on_datagram: OnDatagram, on_error: Callable[[Exception], None]) -> None:
+        self._on_datagram = on_datagram
+        self._on_error = on_error
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's UDP transport does not subclass asyncio.DatagramTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self._on_datagram(data, str(addr[0]), int(addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (port unreachable) for earlier sends; the transaction timers cover them.
+        self._on_error(exc)
+
+    def send(self, data: bytes, host: str, port: int) -> None:
+        if self.transport is not None:
+            self.transport.sendto(data, (host, port))
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        assert self.transport is not None
+        host, port = self.transport.get_extra_info("sockname")[:2]
+        return str(host), int(port)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def open_udp(host: str, port: int, on_datagram: OnDatagram,
+                   on_error: Callable[[Exception], None]) -> UdpEndpoint:
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(
+        lambda: UdpEndpoint(on_datagram, on_error), local_addr=(host, port)
+    )
+    protocol.transport = transport  # uvloop may call connection_made only later
+    return protocol

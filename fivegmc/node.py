@@ -1,0 +1,85 @@
+"""Build and run a network element from a profile: today the 5GMC SIP node and the admin
+HTTP server, under one TaskGroup, shut down by cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from .center.node import Listener, SipNode
+from .config import Profile
+from .obs.admin import AdminServer
+from .obs.logging import make_logger
+from .obs.metrics import SipMetrics
+
+
+@dataclass
+class Node:
+    profile: Profile
+    log: Any = None
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        if self.log is None:
+            self.log = make_logger(self.profile.log.level, self.profile.log.format,
+                                   self.profile.operator.name)
+        self.metrics = SipMetrics(self.registry)
+        self.sip = SipNode(self.profile, self.metrics, self.log)
+        self.admin = AdminServer(self.registry, self._health)
+        self.endpoints: list[str] = []
+
+    def _health(self) -> dict[str, Any]:
+        servers, clients = self.sip.core.transaction_counts
+        return {
+            "operator": self.profile.operator.name,
+            "listeners": [str(lst) for lst in self.sip.listeners],
+            "registrations": self.sip.registrar.binding_count,
+            "transactions": {"server": servers, "client": clients},
+        }
+
+    @property
+    def sip_listeners(self) -> list[Listener]:
+        return self.sip.listeners
+
+    def listener(self, transport: str) -> Listener:
+        for lst in self.sip.listeners:
+            if lst.transport == transport:
+                return lst
+        raise KeyError(transport)
+
+    async def start(self) -> list[str]:
+        for lst in await self.sip.start():
+            self.endpoints.append(str(lst))
+        if self.profile.admin.enabled:
+            host, port = await self.admin.start(self.profile.admin.host, self.profile.admin.port)
+            self.endpoints.append(f"admin/http {host}:{port}")
+        return self.endpoints
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.sip.run())
+
+    async def close(self) -> None:
+        await self.sip.close()
+        await self.admin.close()
+
+
+@asynccontextmanager
+async def running(profile: Profile, log: Any = None) -> AsyncIterator[Node]:
+    """Start a node, run it in a child task, stop it on exit (for tests and embedding)."""
+    node = Node(profile, log=log)
+    await node.start()
+    try:
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(node.run())
+            try:
+                yield node
+            finally:
+                task.cancel()
+    finally:
+        await node.close()

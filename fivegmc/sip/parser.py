@@ -1,0 +1,217 @@
+"""Parse SIP messages from datagrams and frame them on streams (RFC 3261 §7, §18.3).
+
+The parse is lazy: start line and header fields are split and unfolded, names canonicalised,
+and only the headers every message needs are checked here (RFC 3261 §8.1.1: To, From, CSeq,
+Call-ID, Via, and Max-Forwards on requests). Everything else is parsed when first read.
+"""
+
+from __future__ import annotations
+
+from .errors import RemoteProtocolError
+from .headers import CANONICAL, Headers
+from .message import SIP_VERSION, Request, Response
+
+#: RFC 3261 §25.1 token characters, for method names.
+_TOKEN = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
+)
+_HEADER_NAME_BAD = frozenset(' \t:"(),/;<=>?@[\\]{}')
+_REQUIRED_REQUEST = ("To", "From", "CSeq", "Call-ID", "Via", "Max-Forwards")
+_REQUIRED_RESPONSE = ("To", "From", "CSeq", "Call-ID", "Via")
+
+DEFAULT_MAX_SIZE = 65535
+
+
+def _split_head(head: str) -> tuple[str, list[tuple[str, str]]]:
+    lines = head.split("\r\n")
+    start = lines[0]
+    items: list[tuple[str, str]] = []
+    canonical = CANONICAL
+    for line in lines[1:]:
+        if not line:
+            raise RemoteProtocolError("empty line inside the header section")
+        first = line[0]
+        if first == " " or first == "\t":
+            # Header folding (RFC 3261 §7.3.1): a continuation line joins the previous one.
+            if not items:
+                raise RemoteProtocolError("continuation line before the first header")
+            name, value = items[-1]
+            items[-1] = (name, f"{value} {line.strip()}")
+            continue
+        colon = line.find(":")
+        if colon <= 0:
+            raise RemoteProtocolError(f"header line without a name: {line[:40]!r}")
+        name = line[:colon].rstrip(" \t")
+        if not name or any(c in _HEADER_NAME_BAD for c in name):
+            raise RemoteProtocolError(f"bad header name {name[:40]!r}")
+        cname = canonical.get(name.lower(), name)
+        items.append((cname, line[colon + 1 :].strip()))
+    return start, items
+
+
+def parse_start_line(start: str) -> tuple[str, str] | tuple[int, str]:
+    """Return (method, request-uri) for a request or (status, reason) for a response."""
+    if start.startswith("SIP/"):
+        version, _, rest = start.partition(" ")
+        if version != SIP_VERSION:
+            raise RemoteProtocolError(f"unsupported version {version[:20]!r}", 505)
+        code, _, reason = rest.partition(" ")
+        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+            raise RemoteProtocolError(f"bad status code {code[:20]!r}")
+        return int(code), reason
+    parts = start.split(" ")
+    if len(parts) != 3:
+        raise RemoteProtocolError(f"bad request line {start[:80]!r}")
+    method, uri, version = parts
+    if not method or any(c not in _TOKEN for c in method):
+        raise RemoteProtocolError(f"bad method {method[:20]!r}")
+    if version != SIP_VERSION:
+        if version.upper().startswith("SIP/") and version.upper() != SIP_VERSION:
+            raise RemoteProtocolError(f"unsupported version {version[:20]!r}", 505)
+        raise RemoteProtocolError(f"bad request line version {version[:20]!r}")
+    if ":" not in uri:
+        raise RemoteProtocolError(f"bad Request-URI {uri[:80]!r}")
+    return method, uri
+
+
+def parse_message(
+    data: bytes, *, max_size: int = DEFAULT_MAX_SIZE, stream: bool = False
+) -> Request | Response:
+    """Parse one whole SIP message.
+
+    ``stream=True`` means the bytes were framed by Content-Length on a stream transport, where
+    Content-Length is mandatory (RFC 3261 §18.3); on datagrams it may be absent and means "the
+    rest of the datagram". Raises :class:`RemoteProtocolError` (and nothing else) on bad input,
+    with ``status_hint`` 513 when the message is larger than ``max_size``.
+    """
+    if len(data) > max_size:
+        raise RemoteProtocolError(f"message of {len(data)} bytes exceeds {max_size}", 513)
+    # Leading CRLFs before a start line are ignored (RFC 3261 §7.5).
+    if data[:2] == b"\r\n":
+        data = data.lstrip(b"\r\n")
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        raise RemoteProtocolError("no empty line after the header section")
+    try:
+        head = data[:end].decode("utf-8")
+    except UnicodeDecodeError:
+        head = data[:end].decode("utf-8", "surrogateescape")
+    if "\x00" in head:
+        raise RemoteProtocolError("NUL byte in the header section")
+    start, items = _split_head(head)
+    first = parse_start_line(start)
+    headers = Headers(items)
+    body = data[end + 4 :]
+    length_text = headers.get("Content-Length")
+    if length_text is None:
+        if stream:
+            raise RemoteProtocolError("Content-Length is required on stream transports")
+    else:
+        length_text = length_text.strip()
+        if not length_text.isdigit() or len(length_text) > 9:
+            raise RemoteProtocolError(f"bad Content-Length {length_text[:20]!r}")
+        length = int(length_text)
+        if length > len(body):
+            raise RemoteProtocolError(
+                f"Content-Length {length} is larger than the {len(body)} body bytes received"
+            )
+        # Extra datagram bytes past Content-Length are discarded (RFC 3261 §18.3).
+        body = body[:length]
+    if isinstance(first[0], int):
+        status, reason = first
+        assert isinstance(status, int)
+        msg: Request | Response = Response(status, str(reason), headers, body)
+        required: tuple[str, ...] = _REQUIRED_RESPONSE
+    else:
+        method, uri = first
+        assert isinstance(method, str)
+        msg = Request(method, str(uri), headers, body)
+        required = _REQUIRED_REQUEST
+    for name in required:
+        if name not in headers:
+            if name == "Max-Forwards":
+                continue  # checked by the proxy's sanity step, which may default it (§16.3)
+            raise RemoteProtocolError(f"missing {name} header")
+    # CSeq is validated up front: transaction matching and responses depend on it.
+    _, cseq_method = msg.cseq()
+    if isinstance(msg, Request) and cseq_method != msg.method:
+        raise RemoteProtocolError(f"CSeq method {cseq_method!r} differs from {msg.method!r}")
+    return msg
+
+
+class StreamFramer:
+    """Cut a byte stream into SIP messages by Content-Length (RFC 3261 §18.3).
+
+    Feed it bytes in any slices; :meth:`feed` returns the complete messages (as bytes) in order.
+    A bare CRLF pair between messages is an RFC 5626 §4.4.1 keep-alive ping and is reported as
+    :data:`KEEPALIVE` so the caller can answer with a single CRLF pong. On framing errors it
+    raises :class:`RemoteProtocolError`; the connection cannot be resynchronised after that.
+    """
+
+    __slots__ = ("_buf", "max_size")
+
+    def __init__(self, max_size: int = DEFAULT_MAX_SIZE) -> None:
+        self._buf = bytearray()
+        self.max_size = max_size
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buf = self._buf
+        buf += data
+        out: list[bytes] = []
+        while buf:
+            if buf[0] in (13, 10):
+                if buf[:4] == b"\r\n\r\n":
+                    del buf[:4]
+                    out.append(KEEPALIVE)
+                    continue
+                if len(buf) < 4 and b"\r\n\r\n".startswith(bytes(buf)):
+                    break  # maybe the start of a ping; wait for more
+                if buf[:2] == b"\r\n":
+                    del buf[:2]  # stray CRLF (a pong, or a lone CRLF before a message)
+                    continue
+                if buf[:1] == b"\n":
+                    del buf[:1]
+                    continue
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > self.max_size:
+                    raise RemoteProtocolError("header section exceeds the maximum size", 513)
+                break
+            length = _content_length(bytes(buf[:end]))
+            total = end + 4 + length
+            if total > self.max_size:
+                raise RemoteProtocolError(
+                    f"message of {total} bytes exceeds {self.max_size}", 513
+                )
+            if len(buf) < total:
+                break
+            out.append(bytes(buf[:total]))
+            del buf[:total]
+        return out
+
+
+KEEPALIVE = b"\r\n\r\n"
+
+
+def _content_length(head: bytes) -> int:
+    found: int | None = None
+    for line in head.split(b"\r\n")[1:]:
+        colon = line.find(b":")
+        if colon <= 0:
+            continue
+        name = line[:colon].strip().lower()
+        if name == b"content-length" or name == b"l":
+            text = line[colon + 1 :].strip()
+            if not text.isdigit() or len(text) > 9:
+                raise RemoteProtocolError(f"bad Content-Length {text[:20]!r}")
+            value = int(text)
+            if found is not None and found != value:
+                raise RemoteProtocolError("conflicting Content-Length headers")
+            found = value
+    if found is None:
+        raise RemoteProtocolError("Content-Length is required on stream transports")
+    return found

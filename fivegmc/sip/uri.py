@@ -1,0 +1,282 @@
+"""SIP, SIPS and TEL URIs (RFC 3261 §19.1, RFC 3966) and name-addr / addr-spec (§20.10, §25.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from .errors import RemoteProtocolError
+
+
+@dataclass(frozen=True, slots=True)
+class SipUri:
+    """``sip:user:password@host:port;params?headers`` (RFC 3261 §19.1.1)."""
+
+    scheme: str  # "sip" or "sips"
+    user: str | None
+    host: str
+    port: int | None = None
+    password: str | None = None
+    params: tuple[tuple[str, str | None], ...] = ()
+    headers: str | None = None
+
+    def param(self, name: str) -> str | None:
+        key = name.lower()
+        for k, v in self.params:
+            if k.lower() == key:
+                return v if v is not None else ""
+        return None
+
+    @property
+    def host_port(self) -> str:
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        out = [self.scheme, ":"]
+        if self.user is not None:
+            out.append(self.user)
+            if self.password is not None:
+                out.append(":" + self.password)
+            out.append("@")
+        out.append(self.host_port)
+        for k, v in self.params:
+            out.append(f";{k}" if v is None else f";{k}={v}")
+        if self.headers is not None:
+            out.append("?" + self.headers)
+        return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class TelUri:
+    """``tel:+8613800000000;params`` (RFC 3966)."""
+
+    number: str
+    params: tuple[tuple[str, str | None], ...] = ()
+    scheme: str = "tel"
+
+    @property
+    def is_global(self) -> bool:
+        return self.number.startswith("+")
+
+    def __str__(self) -> str:
+        out = ["tel:", self.number]
+        for k, v in self.params:
+            out.append(f";{k}" if v is None else f";{k}={v}")
+        return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class AbsoluteUri:
+    """Any other absolute URI (e.g. ``urn:``, ``mailto:``), kept verbatim."""
+
+    scheme: str
+    rest: str
+
+    def __str__(self) -> str:
+        return f"{self.scheme}:{self.rest}"
+
+
+Uri = SipUri | TelUri | AbsoluteUri
+
+
+def _split_params(text: str) -> tuple[tuple[str, str | None], ...]:
+    out: list[tuple[str, str | None]] = []
+    for part in text.split(";"):
+        if not part:
+            continue
+        name, eq, value = part.partition("=")
+        name = name.strip()
+        if not name:
+            raise RemoteProtocolError(f"empty URI parameter in {text!r}")
+        out.append((name, value.strip() if eq else None))
+    return tuple(out)
+
+
+_TEL_CHARS = frozenset("0123456789+-.()*#ABCDabcdpPwW")
+
+
+def _parse_host_port(text: str, whole: str) -> tuple[str, int | None]:
+    if not text:
+        raise RemoteProtocolError(f"URI without host: {whole!r}")
+    if text.startswith("["):  # IPv6 reference (RFC 3261 §25.1)
+        end = text.find("]")
+        if end < 0:
+            raise RemoteProtocolError(f"unterminated IPv6 reference in {whole!r}")
+        host = text[: end + 1]
+        rest = text[end + 1 :]
+        if not rest:
+            return host, None
+        if not rest.startswith(":"):
+            raise RemoteProtocolError(f"bad text after IPv6 reference in {whole!r}")
+        port_text = rest[1:]
+    else:
+        host, colon, port_text = text.partition(":")
+        if not colon:
+            port_text = ""
+        if not host or any(c in host for c in " \t<>\"@"):
+            raise RemoteProtocolError(f"bad host in URI {whole!r}")
+        if not colon:
+            return host, None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise RemoteProtocolError(f"bad port in URI {whole!r}")
+    return host, int(port_text)
+
+
+def parse_uri(text: str) -> Uri:
+    """Parse an absolute URI; SIP/SIPS/TEL structurally, others verbatim."""
+    text = text.strip()
+    scheme, colon, rest = text.partition(":")
+    if not colon or not scheme or not scheme[0].isalpha():
+        raise RemoteProtocolError(f"not an absolute URI: {text!r}")
+    low = scheme.lower()
+    if any(c in rest for c in " \t\r\n"):
+        raise RemoteProtocolError(f"whitespace inside URI {text!r}")
+    if low in ("sip", "sips"):
+        headers: str | None = None
+        if "?" in rest:
+            rest, _, headers = rest.partition("?")
+        user: str | None = None
+        password: str | None = None
+        if "@" in rest:
+            userinfo, _, rest = rest.rpartition("@")
+            user, pcolon, pw = userinfo.partition(":")
+            password = pw if pcolon else None
+            if not user:
+                raise RemoteProtocolError(f"empty user part in {text!r}")
+        hostport, _, params = rest.partition(";")
+        host, port = _parse_host_port(hostport, text)
+        return SipUri(low, user, host, port, password, _split_params(params), headers)
+    if low == "tel":
+        number, _, params = rest.partition(";")
+        if not number or not all(c in _TEL_CHARS for c in number):
+            raise RemoteProtocolError(f"bad telephone-subscriber in {text!r}")
+        return TelUri(number, _split_params(params))
+    return AbsoluteUri(low, rest)
+
+
+def telephone_number(uri: Uri) -> str | None:
+    """The E.164 number a URI names, or None (RFC 3261 §19.1.6 user=phone, RFC 3966).
+
+    Visual separators (``-.()``) are removed. A SIP URI counts when its user part is a global
+    number (``+`` and digits), whether or not it says ``user=phone``, since IMS UEs and SIPp often
+    leave that parameter out.
+    """
+    if isinstance(uri, TelUri):
+        raw = uri.number
+    elif isinstance(uri, SipUri) and uri.user is not None:
+        raw = unquote(uri.user).split(";", 1)[0]
+    else:
+        return None
+    digits = raw.translate(_VISUAL)
+    if len(digits) > 1 and digits[0] == "+" and digits[1:].isdigit():
+        return digits
+    return None
+
+
+_VISUAL = str.maketrans("", "", "-.()")
+
+
+@dataclass(frozen=True, slots=True)
+class NameAddr:
+    """``"Display" <uri>;params`` or a bare addr-spec with params (RFC 3261 §20.10)."""
+
+    uri: Uri
+    display_name: str | None = None
+    params: tuple[tuple[str, str | None], ...] = field(default=())
+
+    def param(self, name: str) -> str | None:
+        key = name.lower()
+        for k, v in self.params:
+            if k.lower() == key:
+                return v if v is not None else ""
+        return None
+
+    @property
+    def tag(self) -> str | None:
+        return self.param("tag")
+
+    def __str__(self) -> str:
+        head = f'"{self.display_name}" ' if self.display_name is not None else ""
+        out = [f"{head}<{self.uri}>"]
+        for k, v in self.params:
+            out.append(f";{k}" if v is None else f";{k}={v}")
+        return "".join(out)
+
+
+def _split_header_params(text: str) -> tuple[tuple[str, str | None], ...]:
+    """Split ``;a=b;c;d="x;y"`` respecting quoted strings (feature tags are quoted)."""
+    out: list[tuple[str, str | None]] = []
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i] in " \t;":
+            i += 1
+        if i >= n:
+            break
+        start = i
+        while i < n and text[i] not in "=;":
+            i += 1
+        name = text[start:i].strip()
+        if not name:
+            raise RemoteProtocolError(f"empty header parameter in {text!r}")
+        value: str | None = None
+        if i < n and text[i] == "=":
+            i += 1
+            while i < n and text[i] in " \t":
+                i += 1
+            if i < n and text[i] == '"':
+                j = i + 1
+                while j < n and text[j] != '"':
+                    j += 2 if text[j] == "\\" else 1
+                if j >= n:
+                    raise RemoteProtocolError(f"unterminated quoted parameter in {text!r}")
+                value = text[i : j + 1]
+                i = j + 1
+            else:
+                start = i
+                while i < n and text[i] != ";":
+                    i += 1
+                value = text[start:i].strip()
+        out.append((name, value))
+    return tuple(out)
+
+
+def parse_name_addr(text: str) -> NameAddr:
+    """Parse From/To/Contact/Route-style values: name-addr or addr-spec, then params."""
+    text = text.strip()
+    display: str | None = None
+    if text.startswith('"'):
+        j = 1
+        n = len(text)
+        while j < n and text[j] != '"':
+            j += 2 if text[j] == "\\" else 1
+        if j >= n:
+            raise RemoteProtocolError(f"unterminated display name in {text!r}")
+        display = text[1:j]
+        text = text[j + 1 :].lstrip()
+        if not text.startswith("<"):
+            raise RemoteProtocolError("display name without <uri>")
+    lt = text.find("<")
+    if lt >= 0:
+        gt = text.find(">", lt)
+        if gt < 0:
+            raise RemoteProtocolError(f"unterminated <uri> in {text!r}")
+        if display is None and lt > 0:
+            display = text[:lt].strip() or None
+        uri = parse_uri(text[lt + 1 : gt])
+        params = _split_header_params(text[gt + 1 :])
+        return NameAddr(uri, display, params)
+    # addr-spec form: parameters after the URI belong to the header (RFC 3261 §20.10).
+    uri_text, _, param_text = text.partition(";")
+    if "?" in uri_text or "," in uri_text:
+        raise RemoteProtocolError(f"addr-spec with reserved characters must use <>: {text!r}")
+    return NameAddr(parse_uri(uri_text), None, _split_header_params(param_text))
+
+
+def aor_key(uri: Uri) -> str | None:
+    """A canonical key for an address of record: the E.164 number when there is one."""
+    number = telephone_number(uri)
+    if number is not None:
+        return number
+    if isinstance(uri, SipUri) and uri.user is not None:
+        return f"{unquote(uri.user)}@{uri.host.lower()}"
+    return None

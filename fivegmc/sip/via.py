@@ -1,0 +1,59 @@
+"""The Via header (RFC 3261 §20.42, §18.2.1 received, RFC 3581 rport)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import RemoteProtocolError
+from .uri import _parse_host_port, _split_header_params
+
+
+@dataclass(frozen=True, slots=True)
+class Via:
+    transport: str  # upper-case: UDP, TCP, TLS, SCTP, WS, WSS
+    host: str
+    port: int | None
+    params: tuple[tuple[str, str | None], ...] = ()
+
+    def param(self, name: str) -> str | None:
+        key = name.lower()
+        for k, v in self.params:
+            if k.lower() == key:
+                return v if v is not None else ""
+        return None
+
+    @property
+    def branch(self) -> str | None:
+        return self.param("branch")
+
+    @property
+    def sent_by(self) -> str:
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        out = [f"SIP/2.0/{self.transport} {self.sent_by}"]
+        for k, v in self.params:
+            out.append(f";{k}" if v is None else f";{k}={v}")
+        return "".join(out)
+
+
+def parse_via(value: str) -> Via:
+    """Parse one Via value (one element of a possibly comma-separated field)."""
+    text = value.strip()
+    proto, sep, rest = text.partition("/")
+    if not sep:
+        raise RemoteProtocolError(f"bad Via {value!r}")
+    version, sep, rest = rest.partition("/")
+    if not sep or proto.strip().upper() != "SIP" or version.strip() != "2.0":
+        raise RemoteProtocolError(f"bad Via protocol in {value!r}")
+    rest = rest.lstrip()
+    i = 0
+    while i < len(rest) and rest[i] not in " \t":
+        i += 1
+    transport = rest[:i].strip().upper()
+    if not transport:
+        raise RemoteProtocolError(f"Via without transport: {value!r}")
+    rest = rest[i:].strip()
+    hostport, _, params = rest.partition(";")
+    host, port = _parse_host_port(hostport.strip().replace(" ", ""), value)
+    return Via(transport, host, port, _split_header_params(params))
