@@ -439,7 +439,7 @@ class NonInviteClientTransaction(_ClientTransaction):
             (State.PROCEEDING, Input.TRANSPORT_ERROR): _Transaction._transport_failed,
             # §17.1.2.2: COMPLETED absorbs response retransmissions; nothing is sent there.
             (State.COMPLETED, Input.RESPONSE_1XX): _ignore,
-            (State.COMPLETED, Input.RESPONSE_2XX): _ignore,
+
             (State.COMPLETED, Input.RESPONSE_3XX_6XX): _ignore,
             (State.COMPLETED, Input.TIMER_K): _timer_k,
             (State.COMPLETED, Input.TRANSPORT_ERROR): _ignore,
@@ -701,10 +701,16 @@ class InviteServerTransaction(_ServerTransaction):
         self._started = False
 
     def start(self, now: float) -> list[Event]:
-        """Return ``[ResponseSent(auto_trying)]`` if one was given, else ``[]``. Call once,
-        right after construction."""
-        if self._started:
-            raise LocalProtocolError("start() called twice")
+        """Return ``[ResponseSent(auto_trying)]`` if one was given, else ``[]``.
+
+        Optional; if used, call it once, before the TU sends any response.
+        """
+        if (
+            self._started
+            or self.state is not State.PROCEEDING
+            or self._last_response is not self._auto_trying
+        ):
+            raise LocalProtocolError("start() must come once, before any response")
         self._started = True
         trying = self._auto_trying
         return [] if trying is None else [ResponseSent(trying)]

@@ -1,0 +1,91 @@
+"""End to end on real sockets: REGISTER, MESSAGE relay, OPTIONS capability answers, errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from fivegmc.node import Node
+
+A = "+8613800000001"
+B = "+8613800000002"
+SMS_ONLY = "+8613900000001"
+UNKNOWN = "+8613700000001"
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_register_and_message_between_two_ues(ue_factory, transport: str) -> None:
+    a = await ue_factory(A, transport)
+    b = await ue_factory(B, transport)
+    r = await b.register()
+    assert r.status == 200
+    assert any(B in c for c in r.headers.get_all("Contact"))
+    assert (await a.register()).status == 200
+    resp = await a.message(B, "你好, 5G message")
+    assert resp.status == 200
+    assert len(b.received) == 1
+    got = b.received[0]
+    assert got.method == "MESSAGE"
+    assert "你好, 5G message".encode() in got.body  # CPIM carried untouched
+    assert got.headers.get("Content-Type") == "message/cpim"
+    assert got.int_header("Max-Forwards") == 69
+    assert len(got.vias()) == 2
+    # the 200 that reached A has our Via stripped: only A's own Via left
+    assert len(resp.vias()) == 1
+
+
+async def test_message_to_offline_and_unknown(ue_factory) -> None:
+    a = await ue_factory(A)
+    assert (await a.message(B)).status == 480
+    assert (await a.message(UNKNOWN)).status == 404
+    assert (await a.message(SMS_ONLY)).status == 480
+
+
+async def test_options_four_capability_cases(ue_factory) -> None:
+    a = await ue_factory(A)
+    b = await ue_factory(B)
+    await b.register()
+    rcs = await a.options(B)
+    assert rcs.status == 200
+    contact = rcs.headers.get("Contact") or ""
+    assert "oma.cpm.msg" in contact and "+g.3gpp.icsi-ref" in contact
+    sms = await a.options(SMS_ONLY)
+    assert sms.status == 200
+    assert "icsi-ref" not in (sms.headers.get("Contact") or "")
+    assert (await a.options("+8613800000003")).status == 480
+    assert (await a.options(UNKNOWN)).status == 404
+
+
+async def test_max_forwards_zero_is_483(ue_factory) -> None:
+    a = await ue_factory(A)
+    b = await ue_factory(B)
+    await b.register()
+    req = a.build("MESSAGE", f"sip:{B}@ims.mnc000.mcc460.3gppnetwork.org", f"<sip:{B}@x>",
+                  headers=[("Content-Type", "text/plain")], body=b"hi")
+    req.headers.set("Max-Forwards", "0")
+    assert (await a.request(req)).status == 483
+
+
+async def test_unregister(ue_factory, node: Node) -> None:
+    b = await ue_factory(B)
+    await b.register()
+    assert node.sip.registrar.binding_count == 1
+    assert (await b.register(expires=0)).status == 200
+    assert node.sip.registrar.binding_count == 0
+
+
+async def test_udp_retransmission_absorbed(ue_factory) -> None:
+    a = await ue_factory(A)
+    b = await ue_factory(B)
+    await b.register()
+    req = a.build("MESSAGE", f"sip:{B}@ims.mnc000.mcc460.3gppnetwork.org", f"<sip:{B}@x>",
+                  headers=[("Content-Type", "text/plain")], body=b"once")
+    first = await a.request(req)
+    assert first.status == 200
+    again = await a.request(req)  # same branch: a retransmission, answered from the txn
+    assert again.status == 200
+    await asyncio.sleep(0.05)
+    assert len(b.received) == 1
