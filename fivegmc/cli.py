@@ -10,7 +10,7 @@ import click
 
 from . import __version__
 from .config import ProfileError, load_profile
-from .net.loop import loop_factory
+from .net.loop import loop_factory, tune_gc
 from .node import Node
 
 _PROFILE_HELP = "Profile TOML (default: the embedded profiles/lab.toml)."
@@ -57,6 +57,7 @@ async def _serve(profile: object, loop_name: str) -> None:
             click.echo(f"listening {endpoint}")
         click.echo(f"operator {profile.operator.name} domain {profile.operator.home_domain} "
                    f"loop {loop_name}")
+        tune_gc()
         click.echo("ready")
         sys.stdout.flush()
         await node.run()

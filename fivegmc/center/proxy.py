@@ -223,10 +223,9 @@ class ProxyCore:
         for binding in d.targets:
             flow = self._target_flow(binding)
             branch = f"{MAGIC_COOKIE}{lh}.{self._tag_prefix}{next(self._branch_seq):x}"
-            headers = req.headers.copy()
-            headers.add("Via", f"{self._local_via(flow.transport)};branch={branch}", first=True)
-            headers.set("Max-Forwards", str(d.max_forwards))
-            out = Request(req.method, str(binding.contact.uri), headers, req.body).to_bytes()
+            out = req.forward_bytes(str(binding.contact.uri),
+                                    f"{self._local_via(flow.transport)};branch={branch}",
+                                    d.max_forwards)
             txn = NonInviteClientTransaction(
                 branch, out, reliable=flow.transport in _RELIABLE, timers=self.timers,
             )
@@ -331,9 +330,7 @@ class ProxyCore:
     @staticmethod
     def _strip_via(resp: Response) -> bytes:
         """§16.7 step 3: remove our Via (the topmost) before forwarding the response."""
-        headers = resp.headers.copy()
-        headers.pop_first_value("Via")
-        return Response(resp.status, resp.reason, headers, resp.body).to_bytes()
+        return resp.without_top_via()
 
     def _finish(self, side: _ServerSide, status: int, data: bytes, now: float) -> None:
         side.context_done = True

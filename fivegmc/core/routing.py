@@ -142,10 +142,10 @@ class Router:
         # Loop detection (§16.3 step 4): our own Via with the same loop hash is a loop; the
         # same Via with another hash is a spiral and allowed.
         local = self.local_sent_by()
-        vias = req.vias()
-        if len(vias) > 1 or (vias and vias[0].sent_by in local):
+        via_fields = req.headers.get_fields("Via")
+        if any(sb in field for field in via_fields for sb in local):
             lh = None
-            for via in vias:
+            for via in req.vias():
                 if via.sent_by in local:
                     branch = via.branch or ""
                     lh = lh or loop_hash(req)

@@ -49,6 +49,14 @@ _KNOWN = (
 #: lower-case name (long or compact) -> canonical spelling.
 CANONICAL: dict[str, str] = {name.lower(): name for name in _KNOWN}
 CANONICAL.update(COMPACT_FORMS)
+#: lower-case name (long or compact) -> (canonical spelling, its lower-case index key).
+CANONICAL_KEYS: dict[str, tuple[str, str]] = {
+    low: (name, name.lower()) for low, name in CANONICAL.items()
+}
+
+
+#: canonical spelling -> lower case, to skip str.lower() on the hot lookups.
+_LOWER: dict[str, str] = {name: name.lower() for name in _KNOWN}
 
 
 def canonical_name(name: str) -> str:
@@ -115,9 +123,14 @@ class Headers:
 
     __slots__ = ("_index", "_items")
 
-    def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        items: list[tuple[str, str]] | None = None,
+        index: dict[str, list[int]] | None = None,
+    ) -> None:
         self._items: list[tuple[str, str]] = items if items is not None else []
-        self._index: dict[str, list[int]] | None = None
+        # ``index`` may be handed over by the parser, which builds it in the same pass.
+        self._index: dict[str, list[int]] | None = index
 
     def _idx(self) -> dict[str, list[int]]:
         index = self._index
@@ -147,16 +160,18 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The first field of that name, whole (not split), or None."""
-        slot = self._idx().get(name.lower())
+        index = self._index if self._index is not None else self._idx()
+        slot = index.get(_LOWER.get(name) or name.lower())
         if slot is None:
-            slot = self._idx().get(canonical_name(name).lower())
+            slot = index.get(canonical_name(name).lower())
             if slot is None:
                 return None
         return self._items[slot[0]][1]
 
     def get_fields(self, name: str) -> list[str]:
         """Every field of that name, in order, each whole."""
-        slot = self._idx().get(canonical_name(name).lower())
+        key = _LOWER.get(name) or canonical_name(name).lower()
+        slot = self._idx().get(key)
         if slot is None:
             return []
         return [self._items[i][1] for i in slot]

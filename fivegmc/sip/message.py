@@ -8,7 +8,7 @@ The body is kept as bytes, never decoded: the 5GMC carries CPIM bodies untouched
 from __future__ import annotations
 
 from .errors import RemoteProtocolError
-from .headers import Headers
+from .headers import Headers, split_list
 from .uri import NameAddr, Uri, parse_name_addr, parse_uri
 from .via import Via, parse_via
 
@@ -43,11 +43,15 @@ def reason_phrase(status: int) -> str:
 class Message:
     """Common part of requests and responses."""
 
-    __slots__ = ("_cseq", "_from", "_to", "_vias", "body", "headers")
+    __slots__ = ("_cseq", "_from", "_to", "_vias", "body", "headers", "lines")
 
     def __init__(self, headers: Headers, body: bytes = b"") -> None:
         self.headers = headers
         self.body = body
+        # The header section's lines as received (start line first), when the parser saw no
+        # folding: header item i is line i + 1. Lets a proxy edit a message without
+        # re-serializing it. Cleared by :meth:`invalidate` after edits.
+        self.lines: list[str] | None = None
         self._vias: list[Via] | None = None
         self._cseq: tuple[int, str] | None = None
         self._from: NameAddr | None = None
@@ -119,7 +123,8 @@ class Message:
         return int(value)
 
     def invalidate(self) -> None:
-        """Forget cached views after editing headers."""
+        """Forget cached views (and the raw lines) after editing headers."""
+        self.lines = None
         self._vias = None
         self._cseq = None
         self._from = None
@@ -139,6 +144,11 @@ class Message:
         parts.append("")
         parts.append("")
         return "\r\n".join(parts).encode("utf-8", "surrogateescape") + self.body
+
+
+    def _first_line_index(self, name: str) -> int | None:
+        fields = self.headers._idx().get(name.lower())
+        return fields[0] + 1 if fields else None
 
 
 class Request(Message):
@@ -162,6 +172,27 @@ class Request(Message):
     def start_line(self) -> str:
         return f"{self.method} {self.uri} {SIP_VERSION}"
 
+    def forward_bytes(self, uri: str, via: str, max_forwards: int) -> bytes:
+        """The request as a proxy forwards it (RFC 3261 §16.6): new Request-URI, our Via on
+        top, Max-Forwards set; every other header and the body passed on as received."""
+        lines = self.lines
+        if lines is None:
+            headers = self.headers.copy()
+            headers.add("Via", via, first=True)
+            headers.set("Max-Forwards", str(max_forwards))
+            return Request(self.method, uri, headers, self.body).to_bytes()
+        out = lines.copy()
+        out[0] = f"{self.method} {uri} {SIP_VERSION}"
+        mf = self._first_line_index("Max-Forwards")
+        if mf is None:
+            out.append(f"Max-Forwards: {max_forwards}")
+        else:
+            out[mf] = f"Max-Forwards: {max_forwards}"
+        out.insert(1, f"Via: {via}")
+        out.append("")
+        out.append("")
+        return "\r\n".join(out).encode("utf-8", "surrogateescape") + self.body
+
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.uri}>"
 
@@ -176,6 +207,25 @@ class Response(Message):
 
     def start_line(self) -> str:
         return f"{SIP_VERSION} {self.status} {self.reason}"
+
+    def without_top_via(self) -> bytes:
+        """The response as a proxy relays it upstream: our (topmost) Via value removed
+        (RFC 3261 §16.7 step 3), everything else as received."""
+        lines = self.lines
+        i = self._first_line_index("Via")
+        if lines is None or i is None:
+            headers = self.headers.copy()
+            headers.pop_first_value("Via")
+            return Response(self.status, self.reason, headers, self.body).to_bytes()
+        out = lines.copy()
+        rest = split_list(self.headers.get_fields("Via")[0])[1:]
+        if rest:
+            out[i] = "Via: " + ", ".join(rest)
+        else:
+            del out[i]
+        out.append("")
+        out.append("")
+        return "\r\n".join(out).encode("utf-8", "surrogateescape") + self.body
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.reason}>"

@@ -8,7 +8,7 @@ Call-ID, Via, and Max-Forwards on requests). Everything else is parsed when firs
 from __future__ import annotations
 
 from .errors import RemoteProtocolError
-from .headers import CANONICAL, Headers
+from .headers import CANONICAL_KEYS, Headers
 from .message import SIP_VERSION, Request, Response
 
 #: RFC 3261 §25.1 token characters, for method names.
@@ -16,23 +16,26 @@ _TOKEN = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
 )
 _HEADER_NAME_BAD = frozenset(' \t:"(),/;<=>?@[\\]{}')
-_REQUIRED_REQUEST = ("To", "From", "CSeq", "Call-ID", "Via", "Max-Forwards")
-_REQUIRED_RESPONSE = ("To", "From", "CSeq", "Call-ID", "Via")
+# Max-Forwards is not required here: the proxy's sanity step handles its absence (§16.3).
+_REQUIRED = tuple((n, n.lower()) for n in ("To", "From", "CSeq", "Call-ID", "Via"))
 
 DEFAULT_MAX_SIZE = 65535
 
 
-def _split_head(head: str) -> tuple[str, list[tuple[str, str]]]:
-    lines = head.split("\r\n")
-    start = lines[0]
+def _split_head(
+    lines: list[str], folded: bool
+) -> tuple[list[tuple[str, str]], dict[str, list[int]]]:
+    """Split header lines into (name, value) items and a lower-case name index, in one pass.
+
+    ``folded`` says a continuation line exists somewhere (checked once on the whole head).
+    """
     items: list[tuple[str, str]] = []
-    canonical = CANONICAL
-    for line in lines[1:]:
-        if not line:
-            raise RemoteProtocolError("empty line inside the header section")
-        first = line[0]
-        if first == " " or first == "\t":
-            # Header folding (RFC 3261 §7.3.1): a continuation line joins the previous one.
+    index: dict[str, list[int]] = {}
+    keys = CANONICAL_KEYS
+    for n in range(1, len(lines)):
+        line = lines[n]
+        if folded and line and (line[0] == " " or line[0] == "\t"):
+            # Header folding (RFC 3261 §7.3.1): a continuation joins the previous line.
             if not items:
                 raise RemoteProtocolError("continuation line before the first header")
             name, value = items[-1]
@@ -40,13 +43,26 @@ def _split_head(head: str) -> tuple[str, list[tuple[str, str]]]:
             continue
         colon = line.find(":")
         if colon <= 0:
+            if not line:
+                raise RemoteProtocolError("empty line inside the header section")
             raise RemoteProtocolError(f"header line without a name: {line[:40]!r}")
-        name = line[:colon].rstrip(" \t")
-        if not name or any(c in _HEADER_NAME_BAD for c in name):
-            raise RemoteProtocolError(f"bad header name {name[:40]!r}")
-        cname = canonical.get(name.lower(), name)
-        items.append((cname, line[colon + 1 :].strip()))
-    return start, items
+        raw = line[:colon]
+        known = keys.get(raw.lower())
+        if known is None:
+            raw = raw.rstrip(" \t")
+            known = keys.get(raw.lower())
+            if known is None:
+                if not raw or not _HEADER_NAME_BAD.isdisjoint(raw):
+                    raise RemoteProtocolError(f"bad header name {raw[:40]!r}")
+                known = (raw, raw.lower())
+        key = known[1]
+        slot = index.get(key)
+        if slot is None:
+            index[key] = [len(items)]
+        else:
+            slot.append(len(items))
+        items.append((known[0], line[colon + 1 :].strip()))
+    return items, index
 
 
 def parse_start_line(start: str) -> tuple[str, str] | tuple[int, str]:
@@ -98,9 +114,13 @@ def parse_message(
         head = data[:end].decode("utf-8", "surrogateescape")
     if "\x00" in head:
         raise RemoteProtocolError("NUL byte in the header section")
-    start, items = _split_head(head)
-    first = parse_start_line(start)
-    headers = Headers(items)
+    lines = head.split("\r\n")
+    folded = "\n " in head or "\n\t" in head
+    if lines[0][:1] in (" ", "\t"):
+        raise RemoteProtocolError("start line begins with white space")
+    items, index = _split_head(lines, folded)
+    first = parse_start_line(lines[0])
+    headers = Headers(items, index)
     body = data[end + 4 :]
     length_text = headers.get("Content-Length")
     if length_text is None:
@@ -121,16 +141,14 @@ def parse_message(
         status, reason = first
         assert isinstance(status, int)
         msg: Request | Response = Response(status, str(reason), headers, body)
-        required: tuple[str, ...] = _REQUIRED_RESPONSE
+        msg.lines = None if folded else lines
     else:
         method, uri = first
         assert isinstance(method, str)
         msg = Request(method, str(uri), headers, body)
-        required = _REQUIRED_REQUEST
-    for name in required:
-        if name not in headers:
-            if name == "Max-Forwards":
-                continue  # checked by the proxy's sanity step, which may default it (§16.3)
+        msg.lines = None if folded else lines
+    for name, key in _REQUIRED:
+        if key not in index:
             raise RemoteProtocolError(f"missing {name} header")
     # CSeq is validated up front: transaction matching and responses depend on it.
     _, cseq_method = msg.cseq()

@@ -11,10 +11,11 @@ every state, handled or explicitly absorbed, so peer input never raises. Timer i
 where the timer can be armed (timers are cancelled on leaving those states). A TU input missing
 from the table is TU misuse and raises ``LocalProtocolError``.
 
-Timer values (RFC 3261 Table 4, RFC 6026 §8.11): A=E=G=T1 initially, unreliable transports only;
-B=F=H=L=M=64*T1; D=32 s (``TimerConfig.timer_d``) unreliable / 0 reliable; I=K=T4 unreliable / 0
-reliable; J=64*T1 unreliable / 0 reliable. A zero timer is not armed: the machine goes straight
-to TERMINATED. A re-armed retransmission timer counts from the ``now`` it fired at.
+Timer values (RFC 3261 Table 4, with L and M from RFC 6026 §8): A=E=G=T1 at first, on
+unreliable transports only; B=F=H=L=M=64*T1; D=32 s (``TimerConfig.timer_d``) unreliable / 0
+reliable; I=K=T4 unreliable / 0 reliable; J=64*T1 unreliable / 0 reliable. A zero timer is not
+armed: the machine goes straight to TERMINATED. A re-armed retransmission timer counts from the
+``now`` it fired at, so a late loop never causes a burst of retransmissions.
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ class ResponseReceived:
 
 @dataclass(frozen=True, slots=True)
 class AckReceived:
-    """INVITE server in ACCEPTED: pass the ACK up to the TU, not absorbed (RFC 6026 §8.7)."""
+    """INVITE server in ACCEPTED: pass the ACK up to the TU, not absorbed (RFC 6026 §7.1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,7 +440,7 @@ class NonInviteClientTransaction(_ClientTransaction):
             (State.PROCEEDING, Input.TRANSPORT_ERROR): _Transaction._transport_failed,
             # §17.1.2.2: COMPLETED absorbs response retransmissions; nothing is sent there.
             (State.COMPLETED, Input.RESPONSE_1XX): _ignore,
-
+            (State.COMPLETED, Input.RESPONSE_2XX): _ignore,
             (State.COMPLETED, Input.RESPONSE_3XX_6XX): _ignore,
             (State.COMPLETED, Input.TIMER_K): _timer_k,
             (State.COMPLETED, Input.TRANSPORT_ERROR): _ignore,
@@ -506,7 +507,7 @@ class InviteClientTransaction(_ClientTransaction):
         return [ResponseReceived(status, data)]
 
     def _success_again(self, now: float, status: int, data: bytes) -> list[Event]:
-        # RFC 6026 §8.4: further 2xx (retransmitted or forked) go up to the TU.
+        # RFC 6026 §7.2: further 2xx (retransmitted or forked) go up to the TU.
         return [ResponseReceived(status, data)]
 
     def _failure(self, now: float, status: int, data: bytes) -> list[Event]:
@@ -786,7 +787,7 @@ class InviteServerTransaction(_ServerTransaction):
             (State.CONFIRMED, Input.ACK_RECEIVED): _ignore,
             (State.CONFIRMED, Input.TIMER_I): _ServerTransaction._timer_end,
             (State.CONFIRMED, Input.TRANSPORT_ERROR): _ignore,
-            # RFC 6026 §7.1, §8.7: absorb INVITEs, ACKs go to the TU, the TU resends 2xx.
+            # RFC 6026 §7.1: absorb INVITEs, ACKs go to the TU, the TU resends 2xx.
             (State.ACCEPTED, Input.REQUEST_RETRANSMITTED): _ServerTransaction._absorb,
             (State.ACCEPTED, Input.ACK_RECEIVED): _pass_ack,
             (State.ACCEPTED, Input.TU_2XX): _send_success_again,

@@ -37,8 +37,33 @@ class Via:
         return "".join(out)
 
 
+_FAST_PROTO = {"SIP/2.0/UDP": "UDP", "SIP/2.0/TCP": "TCP", "SIP/2.0/TLS": "TLS"}
+_SIMPLE_HOST = frozenset("0123456789.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-")
+
+
 def parse_via(value: str) -> Via:
     """Parse one Via value (one element of a possibly comma-separated field)."""
+    # Fast path for the common shape "SIP/2.0/UDP host:port;p=v;..." with no odd spacing.
+    head, sp, rest = value.partition(" ")
+    transport = _FAST_PROTO.get(head)
+    if transport is not None and sp and '"' not in rest and " " not in rest:
+        hostport, _, params = rest.partition(";")
+        host, colon, port_text = hostport.partition(":")
+        if host and _SIMPLE_HOST.issuperset(host) and (
+            not colon or (port_text.isdigit() and 0 < int(port_text) < 65536)
+        ):
+            out: list[tuple[str, str | None]] = []
+            if params:
+                for part in params.split(";"):
+                    name, eq, v = part.partition("=")
+                    if not name:
+                        raise RemoteProtocolError(f"empty Via parameter in {value!r}")
+                    out.append((name, v if eq else None))
+            return Via(transport, host, int(port_text) if colon else None, tuple(out))
+    return _parse_via_slow(value)
+
+
+def _parse_via_slow(value: str) -> Via:
     text = value.strip()
     proto, sep, rest = text.partition("/")
     if not sep:

@@ -368,7 +368,7 @@ def kamailio_binary() -> str | None:
 
 
 def kamailio_node(workdir: Path, children: int = 2, binary: str | None = None,
-                  shm_mb: int = 256, pkg_mb: int = 16) -> SipNode:
+                  shm_mb: int = 1024, pkg_mb: int = 16) -> SipNode:
     """Kamailio with ``bench/kamailio/kamailio.cfg`` on a free port of 127.0.0.1 (not started)."""
     exe = binary or kamailio_binary()
     if exe is None:
