@@ -20,7 +20,7 @@ from ..obs.metrics import SipMetrics
 from ..sip.digest import NonceManager
 from ..sip.errors import RemoteProtocolError
 from ..sip.transaction import TimerConfig
-from .proxy import ProxyCore
+from .proxy import ProxyCore, reason_for, salvage_response
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +141,13 @@ class SipNode:
         self._rearm()
 
     def _on_framing_error(self, transport: str, host: str, port: int,
-                          exc: RemoteProtocolError) -> None:
+                          exc: RemoteProtocolError, head: bytes) -> bytes | None:
         kind = "oversize" if exc.status_hint == 513 else "framing"
         self.metrics.parse_errors.get(transport, kind).inc()
         self.log.warning("closing stream connection: bad framing", transport=transport,
                          peer=f"{host}:{port}", why=exc.reason)
+        # Say why before closing when the request's identifying headers can be read.
+        return salvage_response(head, exc.status_hint, reason_for(exc), "fr" + os.urandom(4).hex())
 
     def _on_send_failed(self, transport: str, host: str, port: int) -> None:
         self.core.flow_failed(Flow(transport, host, port), self._now())

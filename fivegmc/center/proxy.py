@@ -19,7 +19,7 @@ from ..core.registrar import Binding, Flow
 from ..core.routing import Absorb, Decision, Relay, Reply, Router, loop_hash
 from ..obs.metrics import SipMetrics
 from ..sip.errors import RemoteProtocolError
-from ..sip.headers import Headers
+from ..sip.headers import Headers, split_list
 from ..sip.message import Request, Response, make_response, reason_phrase
 from ..sip.parser import KEEPALIVE, parse_message
 from ..sip.transaction import (
@@ -36,6 +36,7 @@ from ..sip.transaction import (
     TransportErrorOccurred,
 )
 from ..sip.uri import SipUri
+from ..sip.via import parse_via
 
 Sender = Callable[[bytes, Flow], None]
 _RELIABLE = frozenset(("tcp", "tls"))
@@ -373,13 +374,13 @@ class ProxyCore:
         answer = None
         if isinstance(msg, Request):
             try:
-                answer = make_response(msg, exc.status_hint, _reason(exc),
+                answer = make_response(msg, exc.status_hint, reason_for(exc),
                                        to_tag=self._new_tag(),
                                        extra=[("Server", self.server_header)]).to_bytes()
             except RemoteProtocolError:
                 answer = None
         if answer is None and not isinstance(msg, Response):
-            answer = salvage_response(data, exc.status_hint, _reason(exc), self._new_tag())
+            answer = salvage_response(data, exc.status_hint, reason_for(exc), self._new_tag())
         if self.log is not None:
             self.log.warning("bad SIP input", transport=flow.transport,
                              peer=f"{flow.host}:{flow.port}", why=exc.reason,
@@ -407,7 +408,7 @@ _METRIC_METHODS = frozenset(("REGISTER", "MESSAGE", "OPTIONS", "ACK", "CANCEL", 
                              "UPDATE", "REFER"))
 
 
-def _reason(exc: RemoteProtocolError) -> str:
+def reason_for(exc: RemoteProtocolError) -> str:
     """A reason phrase that says why (RFC 3261 §21.4.1 allows any text), one line only."""
     base = reason_phrase(exc.status_hint)
     detail = "".join(c if c.isprintable() else "?" for c in exc.reason)[:120]
@@ -424,7 +425,7 @@ def salvage_response(data: bytes, status: int, reason: str, tag: str) -> bytes |
     line by line, answer; otherwise nothing can be routed back and the caller drops it."""
     head = data.split(b"\r\n\r\n", 1)[0][:8192]
     lines = head.replace(b"\r\n", b"\n").split(b"\n")
-    if not lines or lines[0].startswith(b"SIP/") or b" SIP/2.0" not in lines[0]:
+    if not lines or lines[0].startswith(b"SIP/") or b" SIP/" not in lines[0]:
         return None
     found: dict[str, list[str]] = {}
     for line in lines[1:]:
@@ -436,6 +437,14 @@ def salvage_response(data: bytes, status: int, reason: str, tag: str) -> bytes |
                 continue
             found.setdefault(canonical, []).append(text)
     if not all(k in found for k in ("Via", "From", "To", "Call-ID", "CSeq")):
+        return None
+    # The answer is only useful if the client can match it: Via and CSeq must be well formed.
+    num, _, method = found["CSeq"][0].partition(" ")
+    if not num.isdigit() or not method.strip().isalpha():
+        return None
+    try:
+        parse_via(split_list(found["Via"][0])[0])
+    except (RemoteProtocolError, IndexError):
         return None
     items: list[tuple[str, str]] = [("Via", v) for v in found["Via"]]
     to = found["To"][0]

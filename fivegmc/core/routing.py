@@ -126,6 +126,10 @@ class Router:
         method = req.method
         if method == "ACK":
             return Absorb("ACK matched no transaction")
+        # The identities are needed for routing replies, traces and CDRs: parse them now so a
+        # malformed one is a 400 here, not a failure later (RemoteProtocolError → 400).
+        req.from_()
+        req.to()
         mf = req.int_header("Max-Forwards")
         if mf is not None and mf == 0 and method != "OPTIONS" and method != "REGISTER":
             return Reply(483, log_reason="Max-Forwards reached 0")

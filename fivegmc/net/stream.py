@@ -17,7 +17,8 @@ from ..sip.errors import RemoteProtocolError
 from ..sip.parser import StreamFramer
 
 OnMessage = Callable[[bytes, str, str, int], None]  # data, transport, host, port
-OnFraming = Callable[[str, str, int, RemoteProtocolError], None]
+#: (transport, host, port, error, start of the buffered bytes) -> bytes to send before closing
+OnFraming = Callable[[str, str, int, RemoteProtocolError, bytes], bytes | None]
 OnFailed = Callable[[str, str, int], None]
 
 #: A peer that does not read what we send is cut off beyond this much queued output.
@@ -45,7 +46,11 @@ class StreamConnection(asyncio.Protocol):
             messages = self.framer.feed(data)
         except RemoteProtocolError as exc:
             # Framing is lost: nothing after this can be trusted. Close this connection only.
-            self.owner.on_framing_error(self.owner.name, self.peer[0], self.peer[1], exc)
+            head = bytes(self.framer.pending_head())
+            answer = self.owner.on_framing_error(self.owner.name, self.peer[0], self.peer[1],
+                                                 exc, head)
+            if answer is not None and self.transport is not None:
+                self.transport.write(answer)
             self.close()
             return
         for msg in messages:

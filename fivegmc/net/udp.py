@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections.abc import Callable
 from typing import cast
 
 OnDatagram = Callable[[bytes, str, int], None]
+UDP_BUFFER_BYTES = 8 * 1024 * 1024
 
 
 class UdpEndpoint(asyncio.DatagramProtocol):
@@ -48,4 +51,11 @@ async def open_udp(host: str, port: int, on_datagram: OnDatagram,
         lambda: UdpEndpoint(on_datagram, on_error), local_addr=(host, port)
     )
     protocol.transport = transport  # uvloop may call connection_made only later
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # Bursts of thousands of datagrams are normal load for a message center; the default
+        # buffers (~200 KB) drop them. The kernel caps these at net.core.[rw]mem_max.
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, opt, UDP_BUFFER_BYTES)
     return protocol

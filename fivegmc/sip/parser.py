@@ -176,6 +176,10 @@ class StreamFramer:
     def buffered(self) -> int:
         return len(self._buf)
 
+    def pending_head(self, limit: int = 8192) -> bytes:
+        """The start of what is buffered (for a best-effort error answer after a failure)."""
+        return bytes(self._buf[:limit])
+
     def feed(self, data: bytes) -> list[bytes]:
         buf = self._buf
         buf += data

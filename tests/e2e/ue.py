@@ -147,9 +147,24 @@ class UE:
         branch = req.top_via().branch or ""
         fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._pending[branch] = fut
+        data = req.to_bytes()
         try:
-            self.send_raw(req.to_bytes())
-            return await asyncio.wait_for(fut, timeout)
+            self.send_raw(data)
+            if self._udp is None:
+                return await asyncio.wait_for(fut, timeout)
+            # Over UDP a UE retransmits (RFC 3261 §17.1.2.2, Timer E) until a final arrives.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            interval = 0.1
+            while True:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise TimeoutError(f"no final response to {req.method}")
+                try:
+                    return await asyncio.wait_for(asyncio.shield(fut), min(interval, left))
+                except TimeoutError:
+                    self.send_raw(data)
+                    interval = min(interval * 2, 0.8)
         finally:
             self._pending.pop(branch, None)
 
