@@ -73,7 +73,14 @@ class UE:
             self._udp = transport  # type: ignore[assignment]
             self.local = transport.get_extra_info("sockname")[:2]
         else:
-            reader, writer = await asyncio.open_connection(*self.node)
+            ctx = None
+            if self.transport == "tls":
+                import ssl
+
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE  # the lab node's certificate is self-signed
+            reader, writer = await asyncio.open_connection(*self.node, ssl=ctx)
             self._writer = writer
             self.local = writer.get_extra_info("sockname")[:2]
             self._reader_task = loop.create_task(self._read(reader))
