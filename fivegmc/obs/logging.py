@@ -14,7 +14,9 @@ _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARN
            "ERROR": logging.ERROR}
 
 
-def make_logger(level: str, fmt: str, name: str = "fivegmc") -> structlog.typing.FilteringBoundLogger:
+def make_logger(
+    level: str, fmt: str, name: str = "fivegmc"
+) -> structlog.typing.FilteringBoundLogger:
     """Build a bound logger for one node (no process-wide configuration is touched)."""
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()

@@ -63,11 +63,11 @@ def free_port(exclude: Sequence[int] = (), attempts: int = 200) -> int:
     raise RuntimeError("no free UDP+TCP port found on 127.0.0.1")
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports, each free for UDP and TCP."""
+def free_ports(count: int, exclude: Sequence[int] = ()) -> list[int]:
+    """``count`` distinct ports, each free for UDP and TCP, none of them in ``exclude``."""
     ports: list[int] = []
     for _ in range(count):
-        ports.append(free_port(exclude=ports))
+        ports.append(free_port(exclude=[*exclude, *ports]))
     return ports
 
 
@@ -635,16 +635,18 @@ def tshark_binary() -> str | None:
 
 
 class TsharkCapture:
-    """``tshark -i lo -f "port N" -w FILE`` in the background until ``stop()``."""
+    """``tshark -i lo -f "port N [or port M ...]" -w FILE`` in the background until ``stop()``."""
 
-    def __init__(self, port: int, pcap: Path, interface: str = "lo",
+    def __init__(self, ports: int | Sequence[int], pcap: Path, interface: str = "lo",
                  start_timeout: float = 15.0) -> None:
         exe = tshark_binary()
         if exe is None:
             raise FileNotFoundError("tshark is not installed")
         self.pcap = pcap
         self.log = pcap.with_suffix(".tshark.log")
-        self.argv = [exe, "-i", interface, "-f", f"port {port}", "-w", str(pcap), "-q"]
+        plist = [ports] if isinstance(ports, int) else list(ports)
+        bpf = " or ".join(f"port {p}" for p in plist)
+        self.argv = [exe, "-i", interface, "-f", bpf, "-w", str(pcap), "-q"]
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen[bytes] | None = None
 

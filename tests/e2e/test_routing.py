@@ -89,3 +89,50 @@ async def test_udp_retransmission_absorbed(ue_factory) -> None:
     assert again.status == 200
     await asyncio.sleep(0.05)
     assert len(b.received) == 1
+
+
+async def test_registration_expires_over_time() -> None:
+    from fivegmc.node import running
+
+    from .conftest import make_profile
+    from .ue import UE
+
+    async with running(make_profile("registrar.min_expires=1")) as node:
+        lst = node.listener("udp")
+        a = await UE(A, (lst.host, lst.port)).start()
+        b = await UE(B, (lst.host, lst.port)).start()
+        try:
+            ok = await b.register(expires=1)
+            assert ok.status == 200
+            assert "expires=1" in (ok.headers.get("Contact") or "")
+            assert node.registry.get_sample_value("fivegmc_sip_registrations") == 1
+            assert (await a.message(B)).status == 200
+            await asyncio.sleep(2.2)  # the node's housekeeping runs every second
+            assert node.sip.registrar.binding_count == 0
+            assert node.registry.get_sample_value("fivegmc_sip_registrations") == 0
+            assert (await a.message(B)).status == 480
+        finally:
+            a.close()
+            b.close()
+
+
+async def test_interval_too_brief_and_clamped(ue_factory) -> None:
+    b = await ue_factory(B)
+    brief = await b.register(expires=10)
+    assert brief.status == 423
+    assert brief.headers.get("Min-Expires") == "60"
+    long = await b.register(expires=999999)
+    assert long.status == 200
+    assert "expires=7200" in (long.headers.get("Contact") or "")
+
+
+async def test_several_contacts_fork_first_2xx_wins(ue_factory) -> None:
+    a = await ue_factory(A)
+    b1 = await ue_factory(B)
+    b2 = await ue_factory(B, answer=486)
+    assert (await b1.register()).status == 200
+    r = await b2.register()
+    assert r.status == 200 and len(r.headers.get_all("Contact")) == 2
+    resp = await a.message(B)
+    assert resp.status == 200
+    assert len(b1.received) == 1 and len(b2.received) == 1

@@ -36,13 +36,13 @@ USERS = 10
 MESSAGES = 20  # per transport
 
 
-def _exchange(node: peers.SipNode, work: Path, transport: str) -> tuple[int, int]:
+def _exchange(node: peers.SipNode, work: Path, transport: str, ue_port: int,
+              uac_port: int) -> tuple[int, int]:
     """Register USERS and relay MESSAGES pager MESSAGEs over ``transport``; SIPp must pass."""
     tdir = work / transport
     tdir.mkdir()
     users_csv = peers.write_users_csv(tdir / "users.csv", USERS)
     pairs_csv = peers.write_pairs_csv(tdir / "pairs.csv", USERS)
-    ue_port, uac_port = peers.free_ports(2)
     remote = (peers.LOCALHOST, node.sip_port)
     reg = peers.run_sipp(
         peers.sipp_args("register.xml", remote=remote, local_port=ue_port, transport=transport,
@@ -68,8 +68,13 @@ def _exchange(node: peers.SipNode, work: Path, transport: str) -> tuple[int, int
 def test_capture_decodes_clean(tmp_path: Path) -> None:
     node = peers.fivegmc_node(tmp_path / "node")
     port = node.sip_port
+    # UE ports (UAS contact, UAC) per transport, chosen now so the capture sees every leg:
+    # over TCP the node reaches the UE's contact from an ephemeral port of its own
+    extra = peers.free_ports(4, exclude=[port, node.admin_port or 0])
+    ue_ports = {"udp": (extra[0], extra[1]), "tcp": (extra[2], extra[3])}
+    sip_ports = [port, *extra]
     pcap = tmp_path / "sip.pcapng"
-    capture = peers.TsharkCapture(port, pcap)
+    capture = peers.TsharkCapture(sip_ports, pcap)
     try:
         capture.start()
     except (RuntimeError, TimeoutError) as exc:
@@ -78,13 +83,13 @@ def test_capture_decodes_clean(tmp_path: Path) -> None:
         raise
     try:
         with node:
-            for transport in ("udp", "tcp"):
-                _exchange(node, tmp_path, transport)
+            for transport, (ue_port, uac_port) in ue_ports.items():
+                _exchange(node, tmp_path, transport, ue_port, uac_port)
     finally:
         capture.stop()
 
-    # decode the node's port as SIP in both directions, whatever the port number
-    decode = [f"udp.port=={port},sip", f"tcp.port=={port},sip"]
+    # decode these ports as SIP (both directions), whatever the port numbers
+    decode = [f"{proto}.port=={p},sip" for p in sip_ports for proto in ("udp", "tcp")]
 
     malformed = peers.tshark_read(pcap, "_ws.malformed", decode_as=decode)
     assert malformed == [], f"malformed packets: {malformed[:5]}"
@@ -96,9 +101,18 @@ def test_capture_decodes_clean(tmp_path: Path) -> None:
     rows = peers.tshark_read(pcap, "sip", decode_as=decode,
                              fields=["sip.Method", "sip.Status-Code", "sip.CSeq.method"])
     assert rows, "no SIP packet decoded"
-    methods = Counter(r[0] for r in rows if r[0])
-    ok_by_method = Counter(r[2] for r in rows if len(r) > 2 and r[1] == "200")
+    methods: Counter[str] = Counter()
+    ok_by_method: Counter[str] = Counter()
+    for row in rows:
+        # one TCP segment may carry several SIP messages: values are joined with "|"
+        # (requests and responses travel in opposite directions, so never share a segment)
+        method, status, cseq = (row + ["", "", ""])[:3]
+        methods.update(m for m in method.split("|") if m)
+        if status:
+            pairs = zip(status.split("|"), cseq.split("|"), strict=False)
+            ok_by_method.update(m for st, m in pairs if st == "200")
     # REGISTER: UE -> node; MESSAGE: UE -> node and node -> UE (relayed)
+    print(methods, ok_by_method)
     assert methods["REGISTER"] >= 2 * USERS, methods
     assert methods["MESSAGE"] >= 2 * 2 * MESSAGES, methods
     assert ok_by_method["REGISTER"] >= 2 * USERS, ok_by_method

@@ -197,5 +197,6 @@ class UE:
 
     async def options(self, to: str) -> Response:
         uri = f"sip:{to}@{DOMAIN}"
-        req = self.build("OPTIONS", uri, f"<{uri}>", headers=[("Contact", f"{self.contact};{RCS_TAGS}")])
+        req = self.build("OPTIONS", uri, f"<{uri}>",
+                         headers=[("Contact", f"{self.contact};{RCS_TAGS}")])
         return await self.request(req)
