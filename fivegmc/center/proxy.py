@@ -18,7 +18,7 @@ from typing import Any
 from ..core.registrar import Binding, Flow
 from ..core.routing import Absorb, Decision, Relay, Reply, Router, loop_hash
 from ..obs.metrics import SipMetrics
-from ..sip.errors import RemoteProtocolError
+from ..sip.errors import RemoteProtocolError, is_digits
 from ..sip.headers import Headers, split_list
 from ..sip.message import Request, Response, make_response, reason_phrase
 from ..sip.parser import KEEPALIVE, parse_message
@@ -46,8 +46,8 @@ _IP_CHARS = frozenset("0123456789.:abcdefABCDEF[]")
 class _ServerSide:
     """A server transaction plus what the proxy needs to answer through it."""
 
-    __slots__ = ("armed", "best", "branches", "context_done", "flow", "key", "method",
-                 "relayed", "request", "started", "txn")
+    __slots__ = ("armed", "best", "branches", "challenges", "context_done", "flow", "key",
+                 "method", "relayed", "request", "started", "txn")
 
     def __init__(self, key: Any, txn: NonInviteServerTransaction, flow: Flow, request: Request,
                  started: float) -> None:
@@ -59,7 +59,8 @@ class _ServerSide:
         self.started = started
         self.armed: float | None = None
         self.branches = 0  # client branches still without a final response
-        self.best: tuple[int, bytes] | None = None  # best final so far (§16.7 step 6)
+        self.best: tuple[int, Response | None] | None = None  # best final (§16.7 step 6)
+        self.challenges: list[tuple[str, str]] = []  # from 401/407 branches (§16.7 step 7)
         self.context_done = False  # a final response has been sent upstream
         self.relayed = False
 
@@ -76,12 +77,21 @@ class _ClientSide:
         self.armed: float | None = None
 
 
+#: 4xx answers a UAC can act on, preferred among 4xx (RFC 3261 §16.7 step 6).
+_ACTIONABLE_4XX = frozenset((401, 407, 415, 420, 484))
+_CANCELABLE = ("MESSAGE", "OPTIONS", "REGISTER")
+_CHALLENGES = ("WWW-Authenticate", "Proxy-Authenticate")
+
+
 def _response_rank(status: int) -> tuple[int, int]:
-    """Order for best-response choice (RFC 3261 §16.7 step 6): 6xx first, then the lowest
-    class; within a class prefer anything to 408/503 synthesized by us."""
+    """Order for best-response choice (RFC 3261 §16.7 step 6): any 6xx first, then the lowest
+    class; within 4xx prefer 401/407/415/420/484, and within a class prefer real answers to
+    the 408/503 we synthesize for timeouts and transport errors."""
     if status >= 600:
         return (0, status)
-    return (status // 100, 1 if status in (408, 503) else 0)
+    if status in _ACTIONABLE_4XX:
+        return (status // 100, 0)
+    return (status // 100, 2 if status in (408, 503) else 1)
 
 
 class ProxyCore:
@@ -187,7 +197,21 @@ class ProxyCore:
         if method == "ACK":
             self._count(method, "absorbed")
             return  # ACK for a response we never sent, or a 2xx ACK routed to us: drop
-        decision: Decision = self.router.route(req, flow, now)
+        if via.host != flow.host or via.param("rport") == "":
+            # §18.2.1: note the source address; RFC 3581 §4: fill in an empty rport.
+            params = [(k, v) for k, v in via.params if k.lower() not in ("received", "rport")]
+            params.append(("received", flow.host))
+            if via.param("rport") is not None:
+                params.append(("rport", str(flow.port)))
+            via.params = tuple(params)
+            req.replace_top_via(str(via))
+        decision: Decision
+        if method == "CANCEL" and self._cancel_matches(branch, via.sent_by):
+            # §9.2 / §16.10: a CANCEL matching a transaction is answered 200; a non-INVITE
+            # transaction goes on to its own final response.
+            decision = Reply(200)
+        else:
+            decision = self.router.route(req, flow, now)
         if isinstance(decision, Absorb):
             self._count(method, "absorbed")
             return
@@ -199,6 +223,11 @@ class ProxyCore:
             self._reply(side, decision, now)
         else:
             self._relay(side, decision, now)
+
+    def _cancel_matches(self, branch: str | None, sent_by: str) -> bool:
+        if branch is None or not branch.startswith(MAGIC_COOKIE):
+            return False
+        return any((branch, sent_by, m) in self._servers for m in _CANCELABLE)
 
     def _reply(self, side: _ServerSide, d: Reply, now: float) -> None:
         req = side.request
@@ -306,17 +335,46 @@ class ProxyCore:
             side.branches -= 1
         if side.context_done:
             return
+        if resp is not None and status in (401, 407):
+            for name in _CHALLENGES:
+                side.challenges.extend((name, v) for v in resp.headers.get_fields(name))
         if side.best is None or _response_rank(status) < _response_rank(side.best[0]):
-            data = self._strip_via(resp) if resp is not None else b""
-            side.best = (status, data)
-        if side.branches <= 0:
-            best_status, data = side.best
-            if not data:
-                if best_status == 503:
-                    best_status = 500  # §16.7 step 6: do not pass on a 503
-                data = make_response(side.request, best_status, to_tag=self._new_tag(),
-                                     extra=[("Server", self.server_header)]).to_bytes()
-            self._finish(side, best_status, data, now)
+            side.best = (status, resp)
+        if side.branches > 0:
+            return
+        best_status, best = side.best
+        if best_status == 408:
+            # RFC 4320 §4.1: a transaction-stateful element MUST NOT send 408 to a non-INVITE
+            # request; the UAC's own Timer F has fired by now. End silently.
+            self._abandon(side, now)
+            return
+        if best is None or best_status == 503:
+            # Our own answer: a synthesized failure, or 500 instead of a 503 (§16.7 step 6).
+            status_out = 500 if best_status == 503 else best_status
+            data = make_response(side.request, status_out, to_tag=self._new_tag(),
+                                 extra=[("Server", self.server_header)]).to_bytes()
+            self._finish(side, status_out, data, now)
+            return
+        if best_status in (401, 407):
+            # §16.7 step 7: the challenges of every 401/407 branch go into the one forwarded.
+            headers = best.headers.copy()
+            headers.pop_first_value("Via")
+            for name in _CHALLENGES:
+                headers.remove(name)
+            for k, v in side.challenges:
+                headers.add(k, v)
+            data = Response(best.status, best.reason, headers, best.body).to_bytes()
+        else:
+            data = best.without_top_via()
+        self._finish(side, best_status, data, now)
+
+    def _abandon(self, side: _ServerSide, now: float) -> None:
+        side.context_done = True
+        self._count(side.method, "timeout")
+        self._servers.pop(side.key, None)
+        side.armed = None
+        if self.metrics is not None:
+            self.metrics.transactions.get("server", "abandoned").inc()
 
     def _forward_response(self, side: _ServerSide, resp: Response, now: float, *,
                           final: bool) -> None:
@@ -440,7 +498,7 @@ def salvage_response(data: bytes, status: int, reason: str, tag: str) -> bytes |
         return None
     # The answer is only useful if the client can match it: Via and CSeq must be well formed.
     num, _, method = found["CSeq"][0].partition(" ")
-    if not num.isdigit() or not method.strip().isalpha():
+    if not is_digits(num) or not method.strip().isalpha():
         return None
     try:
         parse_via(split_list(found["Via"][0])[0])

@@ -8,11 +8,14 @@ AoR can be sent back over the same TCP connection (the way a P-CSCF keeps a UE's
 from __future__ import annotations
 
 import heapq
+import re
 from dataclasses import dataclass, field
 
 from ..config import RegistrarConfig
+from ..sip.errors import is_digits
 from ..sip.uri import NameAddr, SipUri, Uri
 
+_QVALUE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
 #: Contact parameters that describe the binding rather than the UE's capabilities.
 _BINDING_PARAMS = frozenset(("expires", "q", "+sip.instance", "reg-id", "pub-gruu", "temp-gruu"))
 #: RFC 3840 §9 base feature tags (without the leading '+' that extension tags carry).
@@ -145,7 +148,7 @@ class Registrar:
         for contact in contacts:
             expires_param = contact.param("expires")
             if expires_param is not None:
-                if not expires_param.isdigit():
+                if not is_digits(expires_param):
                     return RegisterOutcome(400, "Bad expires parameter")
                 expires = int(expires_param)
             elif expires_header is not None:
@@ -156,10 +159,10 @@ class Registrar:
                 return RegisterOutcome(423, min_expires=cfg.min_expires)
             expires = min(expires, cfg.max_expires)
             q_text = contact.param("q")
-            try:
-                q = float(q_text) if q_text else 1.0
-            except ValueError:
+            # qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )  (RFC 3261 §25.1)
+            if q_text and not _QVALUE.fullmatch(q_text):
                 return RegisterOutcome(400, "Bad q parameter")
+            q = float(q_text) if q_text else 1.0
             if not 0.0 <= q <= 1.0:
                 return RegisterOutcome(400, "Bad q parameter")
             updates.append((contact, contact_key(contact.uri), expires, q))

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 from ..config import Profile, password_for
 from ..sip import digest
+from ..sip.errors import RemoteProtocolError
+from ..sip.headers import split_list
 from ..sip.message import Request
-from ..sip.uri import SipUri, TelUri, aor_key
+from ..sip.uri import NameAddr, SipUri, TelUri, aor_key, parse_name_addr, parse_uri
 from .capability import capability_answer, format_tags
 from .registrar import Binding, Flow, Registrar
 from .subscribers import SubscriberDirectory, SubscriberKind
@@ -39,7 +41,6 @@ MESSAGE_TYPES = frozenset((
     "application/vnd.gsma.rcspushlocation+xml", "application/vnd.gsma.rcsspam-report+xml",
 ))
 ACCEPT = ", ".join(sorted(MESSAGE_TYPES))
-RCS_DEFAULT_MAX_FORWARDS = 70
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +144,14 @@ class Router:
                 420, headers=(("Unsupported", ", ".join(unsupported)),),
                 log_reason="unsupported Proxy-Require",
             )
+        # §16.4: a Route entry naming this node was for us; remove it before routing.
+        top_route = req.headers.get("Route")
+        if top_route is not None:
+            first = split_list(top_route)[0]
+            uri = parse_name_addr(first).uri
+            if isinstance(uri, SipUri) and self._is_local(uri):
+                req.headers.pop_first_value("Route")
+                req.invalidate()
         # Loop detection (§16.3 step 4): our own Via with the same loop hash is a loop; the
         # same Via with another hash is a spiral and allowed.
         local = self.local_sent_by()
@@ -185,6 +194,10 @@ class Router:
                 return Reply(400, log_reason=f"bad {header}: {exc}")
             if creds.realm != self.realm:
                 continue
+            if not _same_uri(creds.uri, req.uri):
+                # RFC 7616 §3.4.6 / RFC 2617 §3.2.2.5: credentials are bound to the target.
+                return Reply(400, "Authorization uri does not match the Request-URI",
+                             log_reason="digest uri mismatch")
             status = self.nonces.check(creds.nonce, wall)
             if status is digest.NonceStatus.INVALID:
                 continue
@@ -219,7 +232,11 @@ class Router:
         unsupported = self._unsupported_require(req)
         if unsupported is not None:
             return unsupported
-        number = aor_key(req.to().uri)
+        to_uri = req.to().uri
+        if isinstance(to_uri, SipUri) and to_uri.host.lower() not in self.local_domains:
+            # §10.3 step 5: the To must name an AoR of this registrar's domain.
+            return Reply(404, "Domain not served here", log_reason="REGISTER To foreign domain")
+        number = aor_key(to_uri)
         kind = self.directory.kind(number)
         if kind is SubscriberKind.UNKNOWN or number is None:
             status = 403 if self.nonces is not None else 404
@@ -234,10 +251,7 @@ class Router:
         if outcome.status != 200:
             return Reply(outcome.status, outcome.reason, log_reason=outcome.reason)
         headers = tuple(
-            ("Contact", f"{b.contact};expires={b.remaining(now)}"
-             if b.contact.param("expires") is None
-             else _with_expires(str(b.contact), b.remaining(now)))
-            for b in outcome.bindings
+            ("Contact", _with_expires(b.contact, b.remaining(now))) for b in outcome.bindings
         )
         return Reply(200, headers=headers)
 
@@ -301,6 +315,13 @@ class Router:
         return Reply(200, headers=(("Contact", contact), *self._capability_headers()))
 
     # -- helpers -------------------------------------------------------------------------
+    def _is_local(self, uri: SipUri) -> bool:
+        host = uri.host.lower()
+        if uri.port is None:
+            return host in self.local_domains
+        return f"{host}:{uri.port}" in self.local_sent_by() or (
+            host in self.local_domains and not _is_ip(host))
+
     def _local_target(self, req: Request) -> tuple[str, SubscriberKind] | Reply:
         ruri = req.request_uri()
         if isinstance(ruri, SipUri) and ruri.host.lower() not in self.local_domains:
@@ -324,6 +345,24 @@ class Router:
         return (("Allow", ALLOW), ("Accept", ACCEPT), ("Supported", SUPPORTED))
 
 
-def _with_expires(contact: str, remaining: int) -> str:
-    parts = [p for p in contact.split(";") if not p.strip().lower().startswith("expires=")]
-    return ";".join(parts) + f";expires={remaining}"
+def _with_expires(contact: NameAddr, remaining: int) -> str:
+    """The binding's Contact with its remaining time as the ``expires`` param (§10.3 step 8)."""
+    params = tuple(p for p in contact.params if p[0].lower() != "expires")
+    return str(NameAddr(contact.uri, contact.display_name, (*params, ("expires", str(remaining)))))
+
+
+def _same_uri(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    try:
+        ua, ub = parse_uri(a), parse_uri(b)
+    except RemoteProtocolError:
+        return False
+    if isinstance(ua, SipUri) and isinstance(ub, SipUri):
+        return (ua.scheme, ua.user, ua.host.lower(), ua.port) == (
+            ub.scheme, ub.user, ub.host.lower(), ub.port)
+    return str(ua) == str(ub)
+
+
+def _is_ip(host: str) -> bool:
+    return host.startswith("[") or host.replace(".", "").isdigit()

@@ -24,3 +24,8 @@ class RemoteProtocolError(SipError):
 
 class LocalProtocolError(SipError):
     """Our side tried to do something the protocol does not allow."""
+
+
+def is_digits(text: str) -> bool:
+    """ASCII digits only (RFC 3261 §25.1 DIGIT); ``str.isdigit`` also accepts '²' or '٣'."""
+    return text.isascii() and text.isdigit()

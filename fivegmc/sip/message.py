@@ -7,7 +7,7 @@ The body is kept as bytes, never decoded: the 5GMC carries CPIM bodies untouched
 
 from __future__ import annotations
 
-from .errors import RemoteProtocolError
+from .errors import RemoteProtocolError, is_digits
 from .headers import Headers, split_list
 from .uri import NameAddr, Uri, parse_name_addr, parse_uri
 from .via import Via, parse_via
@@ -79,7 +79,7 @@ class Message:
                 raise RemoteProtocolError("missing CSeq")
             num, _, method = value.strip().partition(" ")
             method = method.strip()
-            if not num.isdigit() or not method or len(num) > 10 or int(num) >= 2**31:
+            if not is_digits(num) or not method or len(num) > 10 or int(num) >= 2**31:
                 raise RemoteProtocolError(f"bad CSeq {value!r}")
             self._cseq = (int(num), method)
         return self._cseq
@@ -118,7 +118,7 @@ class Message:
         if value is None:
             return None
         value = value.strip()
-        if not value.isdigit() or len(value) > 10:
+        if not is_digits(value) or len(value) > 10:
             raise RemoteProtocolError(f"bad {name} {value!r}")
         return int(value)
 
@@ -145,6 +145,21 @@ class Message:
         parts.append("")
         return "\r\n".join(parts).encode("utf-8", "surrogateescape") + self.body
 
+
+    def replace_top_via(self, value: str) -> None:
+        """Replace the topmost Via value (e.g. to add ``received``/``rport``, RFC 3261
+        §18.2.1, RFC 3581 §4), keeping the raw lines in step for byte-level forwarding."""
+        index = self.headers._idx().get("via")
+        if not index:
+            raise RemoteProtocolError("missing Via")
+        i = index[0]
+        name, field = self.headers._items[i]
+        rest = split_list(field)[1:]
+        new_field = ", ".join([value, *rest])
+        self.headers._items[i] = (name, new_field)
+        if self.lines is not None:
+            self.lines[i + 1] = f"Via: {new_field}"
+        self._vias = None
 
     def _first_line_index(self, name: str) -> int | None:
         fields = self.headers._idx().get(name.lower())
@@ -189,6 +204,8 @@ class Request(Message):
         else:
             out[mf] = f"Max-Forwards: {max_forwards}"
         out.insert(1, f"Via: {via}")
+        if "content-length" not in self.headers._idx():
+            out.append(f"Content-Length: {len(self.body)}")  # §16.6 step 9 / §18.3
         out.append("")
         out.append("")
         return "\r\n".join(out).encode("utf-8", "surrogateescape") + self.body

@@ -7,7 +7,7 @@ Call-ID, Via, and Max-Forwards on requests). Everything else is parsed when firs
 
 from __future__ import annotations
 
-from .errors import RemoteProtocolError
+from .errors import RemoteProtocolError, is_digits
 from .headers import CANONICAL_KEYS, Headers
 from .message import SIP_VERSION, Request, Response
 
@@ -72,7 +72,7 @@ def parse_start_line(start: str) -> tuple[str, str] | tuple[int, str]:
         if version != SIP_VERSION:
             raise RemoteProtocolError(f"unsupported version {version[:20]!r}", 505)
         code, _, reason = rest.partition(" ")
-        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+        if len(code) != 3 or not is_digits(code) or not 100 <= int(code) <= 699:
             raise RemoteProtocolError(f"bad status code {code[:20]!r}")
         return int(code), reason
     parts = start.split(" ")
@@ -128,7 +128,7 @@ def parse_message(
             raise RemoteProtocolError("Content-Length is required on stream transports")
     else:
         length_text = length_text.strip()
-        if not length_text.isdigit() or len(length_text) > 9:
+        if not is_digits(length_text) or len(length_text) > 9:
             raise RemoteProtocolError(f"bad Content-Length {length_text[:20]!r}")
         length = int(length_text)
         if length > len(body):

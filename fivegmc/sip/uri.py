@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from .errors import RemoteProtocolError
+from .errors import RemoteProtocolError, is_digits
 
 
 @dataclass(slots=True)  # not frozen: construction is 4x cheaper (hot path)
@@ -119,7 +119,7 @@ def _parse_host_port(text: str, whole: str) -> tuple[str, int | None]:
             raise RemoteProtocolError(f"bad host in URI {whole!r}")
         if not colon:
             return host, None
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not is_digits(port_text) or not 0 < int(port_text) < 65536:
         raise RemoteProtocolError(f"bad port in URI {whole!r}")
     return host, int(port_text)
 
@@ -170,7 +170,7 @@ def telephone_number(uri: Uri) -> str | None:
     else:
         return None
     digits = raw.translate(_VISUAL)
-    if len(digits) > 1 and digits[0] == "+" and digits[1:].isdigit():
+    if len(digits) > 1 and digits[0] == "+" and is_digits(digits[1:]):
         return digits
     return None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import RemoteProtocolError
+from .errors import RemoteProtocolError, is_digits
 from .uri import _parse_host_port, _split_header_params
 
 
@@ -50,7 +50,7 @@ def parse_via(value: str) -> Via:
         hostport, _, params = rest.partition(";")
         host, colon, port_text = hostport.partition(":")
         if host and _SIMPLE_HOST.issuperset(host) and (
-            not colon or (port_text.isdigit() and 0 < int(port_text) < 65536)
+            not colon or (is_digits(port_text) and 0 < int(port_text) < 65536)
         ):
             out: list[tuple[str, str | None]] = []
             if params:

@@ -137,13 +137,18 @@ async def test_tcp_keepalive_ping_gets_pong(node: Node) -> None:
     writer.close()
 
 
-async def test_ue_that_never_answers_gives_408(node: Node, ue_factory) -> None:
+async def test_ue_that_never_answers_no_408_and_state_drains(node: Node, ue_factory) -> None:
+    """RFC 4320 §4.1: no 408 to a non-INVITE request; the node retransmits to the UE (Timer
+    E), gives up at Timer F, and all transaction state is released."""
     a = await ue_factory(A)
     b = await ue_factory(B, answer=None)
     await b.register()
-    resp = await a.message(B, timeout=10.0)  # T1=50 ms → Timer F at 3.2 s
-    assert resp.status == 408
+    with pytest.raises(TimeoutError):
+        await a.message(B, timeout=3.0)  # T1=50 ms: the node's Timer F fires at 3.2 s
     assert len(b.received) >= 5  # Timer E retransmissions reached the UE
+    await asyncio.sleep(1.0)
+    assert not [r for r in a.raw_log if r.startswith(b"SIP/2.0 408")]
+    assert node.sip.core.transaction_counts == (0, 0)
 
 
 async def test_flood_of_requests_all_answered(node: Node, ue_factory) -> None:

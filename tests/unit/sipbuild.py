@@ -105,6 +105,7 @@ def request_bytes(
     headers: tuple[tuple[str, str], ...] = (),
     body: bytes = b"",
     content_length: bool = True,
+    rport: bool = False,
 ) -> bytes:
     """A request as a UE at ``flow`` would send it. ``vias`` are put above the UE's own Via
     (to fake a request that already passed through proxies); ``to`` defaults to the R-URI."""
@@ -112,7 +113,8 @@ def request_bytes(
     proto = flow.transport.upper()
     lines = [f"{method} {uri} SIP/2.0"]
     lines += [f"Via: {v}" for v in vias]
-    lines.append(f"Via: SIP/2.0/{proto} {flow.host}:{flow.port};branch={branch};rport")
+    rp = ";rport" if rport else ""
+    lines.append(f"Via: SIP/2.0/{proto} {flow.host}:{flow.port};branch={branch}{rp}")
     if max_forwards is not None:
         lines.append(f"Max-Forwards: {max_forwards}")
     frm_uri = frm if ":" in frm else aor_uri(frm)
