@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .errors import RemoteProtocolError, is_digits
 from .headers import Headers, split_list
-from .uri import NameAddr, Uri, parse_name_addr, parse_uri
+from .uri import NameAddr, SipUri, Uri, parse_name_addr, parse_uri
 from .via import Via, parse_via
 
 SIP_VERSION = "SIP/2.0"
@@ -60,7 +60,10 @@ class Message:
     # -- typed views (parsed once, on first use) ------------------------------------------
     def vias(self) -> list[Via]:
         if self._vias is None:
-            self._vias = [parse_via(v) for v in self.headers.get_all("Via")]
+            vias = [parse_via(v) for v in self.headers.get_all("Via")]
+            if not vias:
+                raise RemoteProtocolError("empty Via")  # §20.42: 1#via-parm
+            self._vias = vias
         return self._vias
 
     def top_via(self) -> Via:
@@ -69,16 +72,24 @@ class Message:
             raise RemoteProtocolError("missing Via")
         if self._vias is not None:
             return self._vias[0]
+        if '"' in value:  # a quoted parameter may hold a comma
+            values = split_list(value)
+            if not values:
+                raise RemoteProtocolError("empty Via")
+            return parse_via(values[0])
         comma = value.find(",")
-        return parse_via(value if comma < 0 else value[:comma])
+        first = value if comma < 0 else value[:comma]
+        if not first.strip():
+            raise RemoteProtocolError("empty Via")
+        return parse_via(first)
 
     def cseq(self) -> tuple[int, str]:
         if self._cseq is None:
             value = self.headers.get("CSeq")
             if value is None:
                 raise RemoteProtocolError("missing CSeq")
-            num, _, method = value.strip().partition(" ")
-            method = method.strip()
+            parts = value.split()  # LWS between the two, spaces or tabs (§20.16)
+            num, method = (parts[0], parts[1]) if len(parts) == 2 else ("", "")
             if not is_digits(num) or not method or len(num) > 10 or int(num) >= 2**31:
                 raise RemoteProtocolError(f"bad CSeq {value!r}")
             self._cseq = (int(num), method)
@@ -102,8 +113,8 @@ class Message:
 
     def call_id(self) -> str:
         value = self.headers.get("Call-ID")
-        if value is None:
-            raise RemoteProtocolError("missing Call-ID")
+        if not value or not value.strip():
+            raise RemoteProtocolError("missing or empty Call-ID")
         return value.strip()
 
     def contacts(self) -> list[NameAddr] | None:
@@ -177,7 +188,11 @@ class Request(Message):
 
     def request_uri(self) -> Uri:
         if self._ruri is None:
-            self._ruri = parse_uri(self.uri)
+            uri = parse_uri(self.uri)
+            if isinstance(uri, SipUri) and uri.headers is not None:
+                # §19.1.5: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11).
+                raise RemoteProtocolError("Request-URI must not contain headers")
+            self._ruri = uri
         return self._ruri
 
     def set_uri(self, uri: str) -> None:

@@ -15,9 +15,13 @@ from .message import SIP_VERSION, Request, Response
 _TOKEN = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
 )
-_HEADER_NAME_BAD = frozenset(' \t:"(),/;<=>?@[\\]{}')
 # Max-Forwards is not required here: the proxy's sanity step handles its absence (§16.3).
 _REQUIRED = tuple((n, n.lower()) for n in ("To", "From", "CSeq", "Call-ID", "Via"))
+#: Headers that may appear only once (RFC 3261 §7.3.1: not list-valued).
+_SINGLETONS = tuple(
+    (n, n.lower())
+    for n in ("To", "From", "CSeq", "Call-ID", "Max-Forwards", "Content-Length", "Content-Type")
+)
 
 DEFAULT_MAX_SIZE = 65535
 
@@ -39,7 +43,8 @@ def _split_head(
             if not items:
                 raise RemoteProtocolError("continuation line before the first header")
             name, value = items[-1]
-            items[-1] = (name, f"{value} {line.strip()}")
+            cont = line.strip()
+            items[-1] = (name, f"{value} {cont}" if value else cont)
             continue
         colon = line.find(":")
         if colon <= 0:
@@ -52,7 +57,7 @@ def _split_head(
             raw = raw.rstrip(" \t")
             known = keys.get(raw.lower())
             if known is None:
-                if not raw or not _HEADER_NAME_BAD.isdisjoint(raw):
+                if not raw or not _TOKEN.issuperset(raw):
                     raise RemoteProtocolError(f"bad header name {raw[:40]!r}")
                 known = (raw, raw.lower())
         key = known[1]
@@ -67,9 +72,9 @@ def _split_head(
 
 def parse_start_line(start: str) -> tuple[str, str] | tuple[int, str]:
     """Return (method, request-uri) for a request or (status, reason) for a response."""
-    if start.startswith("SIP/"):
+    if start[:4].upper() == "SIP/":
         version, _, rest = start.partition(" ")
-        if version != SIP_VERSION:
+        if version.upper() != SIP_VERSION:  # §7.1: the version string is case-insensitive
             raise RemoteProtocolError(f"unsupported version {version[:20]!r}", 505)
         code, _, reason = rest.partition(" ")
         if len(code) != 3 or not is_digits(code) or not 100 <= int(code) <= 699:
@@ -81,8 +86,8 @@ def parse_start_line(start: str) -> tuple[str, str] | tuple[int, str]:
     method, uri, version = parts
     if not method or any(c not in _TOKEN for c in method):
         raise RemoteProtocolError(f"bad method {method[:20]!r}")
-    if version != SIP_VERSION:
-        if version.upper().startswith("SIP/") and version.upper() != SIP_VERSION:
+    if version.upper() != SIP_VERSION:
+        if version.upper().startswith("SIP/"):
             raise RemoteProtocolError(f"unsupported version {version[:20]!r}", 505)
         raise RemoteProtocolError(f"bad request line version {version[:20]!r}")
     if ":" not in uri:
@@ -112,9 +117,14 @@ def parse_message(
         head = data[:end].decode("utf-8")
     except UnicodeDecodeError:
         head = data[:end].decode("utf-8", "surrogateescape")
-    if "\x00" in head:
-        raise RemoteProtocolError("NUL byte in the header section")
+    if "\x00" in head and _nul_outside_quotes(head):
+        raise RemoteProtocolError("NUL byte outside a quoted string")
     lines = head.split("\r\n")
+    # Line ends are CRLF only (RFC 3261 §7.3.1); a bare CR or LF inside a value would let a
+    # peer smuggle a header past us to a downstream parser that splits on LF.
+    breaks = len(lines) - 1
+    if head.count("\n") != breaks or head.count("\r") != breaks:
+        raise RemoteProtocolError("bare CR or LF in the header section")
     folded = "\n " in head or "\n\t" in head
     if lines[0][:1] in (" ", "\t"):
         raise RemoteProtocolError("start line begins with white space")
@@ -150,11 +160,36 @@ def parse_message(
     for name, key in _REQUIRED:
         if key not in index:
             raise RemoteProtocolError(f"missing {name} header")
+    for name, key in _SINGLETONS:
+        slot = index.get(key)
+        if slot is not None and len(slot) > 1:
+            # RFC 4475 §3.3.8/§3.3.9: several of these cannot be resolved; reject.
+            values = {items[i][1] for i in slot}
+            if len(values) > 1 or key != "content-length":
+                raise RemoteProtocolError(f"more than one {name} header")
+    if not items[index["call-id"][0]][1]:
+        raise RemoteProtocolError("empty Call-ID")
     # CSeq is validated up front: transaction matching and responses depend on it.
     _, cseq_method = msg.cseq()
     if isinstance(msg, Request) and cseq_method != msg.method:
         raise RemoteProtocolError(f"CSeq method {cseq_method!r} differs from {msg.method!r}")
     return msg
+
+
+def _nul_outside_quotes(head: str) -> bool:
+    """NUL may only appear as a quoted-pair inside a quoted-string (§25.1, RFC 4475 §3.1.1.2)."""
+    for line in head.split("\r\n"):
+        quoted = escaped = False
+        for ch in line:
+            if escaped:
+                escaped = False
+            elif quoted and ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted = not quoted
+            elif ch == "\x00" and not quoted:
+                return True
+    return False
 
 
 class StreamFramer:
@@ -221,6 +256,8 @@ KEEPALIVE = b"\r\n\r\n"
 
 def _content_length(head: bytes) -> int:
     found: int | None = None
+    if b"\r\n " in head or b"\r\n\t" in head:
+        head = head.replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ")  # §7.3.1 folding
     for line in head.split(b"\r\n")[1:]:
         colon = line.find(b":")
         if colon <= 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -80,20 +82,28 @@ Uri = SipUri | TelUri | AbsoluteUri
 
 
 def _split_params(text: str) -> tuple[tuple[str, str | None], ...]:
+    """``a=b;c`` (the text after the first ';'): pname [ "=" pvalue ], pvalue non-empty."""
     out: list[tuple[str, str | None]] = []
     for part in text.split(";"):
-        if not part:
-            continue
         name, eq, value = part.partition("=")
         name = name.strip()
-        if not name:
-            raise RemoteProtocolError(f"empty URI parameter in {text!r}")
+        if not name or (eq and not value.strip()):
+            raise RemoteProtocolError(f"empty parameter in {text!r}")
         out.append((name, value.strip() if eq else None))
     return tuple(out)
 
 
-_TEL_CHARS = frozenset("0123456789+-.()*#ABCDabcdpPwW")
-_BAD_HOST = frozenset(" \t<>\"@")
+_VISUAL_CHARS = frozenset("-.()")
+_GLOBAL_TEL = frozenset("0123456789-.()")
+_LOCAL_TEL = frozenset("0123456789abcdefABCDEF*#-.()")
+#: hostname / IPv4address (RFC 3261 §25.1): labels of alphanumerics with inner hyphens.
+_HOSTNAME = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?"
+)
+#: token characters (§25.1) plus the LWS that may separate display-name tokens
+_DISPLAY_TOKEN = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~ \t"
+)
 _WS = frozenset(" \t\r\n")
 
 
@@ -105,6 +115,10 @@ def _parse_host_port(text: str, whole: str) -> tuple[str, int | None]:
         if end < 0:
             raise RemoteProtocolError(f"unterminated IPv6 reference in {whole!r}")
         host = text[: end + 1]
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise RemoteProtocolError(f"bad IPv6 reference in {whole!r}") from None
         rest = text[end + 1 :]
         if not rest:
             return host, None
@@ -115,7 +129,7 @@ def _parse_host_port(text: str, whole: str) -> tuple[str, int | None]:
         host, colon, port_text = text.partition(":")
         if not colon:
             port_text = ""
-        if not host or not _BAD_HOST.isdisjoint(host):
+        if not host or not _HOSTNAME.fullmatch(host):
             raise RemoteProtocolError(f"bad host in URI {whole!r}")
         if not colon:
             return host, None
@@ -134,25 +148,34 @@ def parse_uri(text: str) -> Uri:
     if not _WS.isdisjoint(rest):
         raise RemoteProtocolError(f"whitespace inside URI {text!r}")
     if low in ("sip", "sips"):
-        headers: str | None = None
-        if "?" in rest:
-            rest, _, headers = rest.partition("?")
+        # '@' may not appear unescaped in uri-parameters or headers (§25.1), so the first one
+        # ends the userinfo, whose user part may itself contain '?' or ';'.
         user: str | None = None
         password: str | None = None
         if "@" in rest:
-            userinfo, _, rest = rest.rpartition("@")
+            userinfo, _, rest = rest.partition("@")
             user, pcolon, pw = userinfo.partition(":")
             password = pw if pcolon else None
             if not user:
                 raise RemoteProtocolError(f"empty user part in {text!r}")
-        hostport, _, params = rest.partition(";")
+        headers: str | None = None
+        if "?" in rest:
+            rest, _, headers = rest.partition("?")
+        hostport, semi, params = rest.partition(";")
         host, port = _parse_host_port(hostport, text)
-        return SipUri(low, user, host, port, password, _split_params(params), headers)
+        return SipUri(low, user, host, port, password,
+                      _split_params(params) if semi else (), headers)
     if low == "tel":
-        number, _, params = rest.partition(";")
-        if not number or not _TEL_CHARS.issuperset(number):
+        number, semi, params = rest.partition(";")
+        # RFC 3966 §3: global = "+" digits and visual separators; local = hex digits, * and #
+        # with visual separators. At least one digit either way.
+        if number.startswith("+"):
+            ok = _GLOBAL_TEL.issuperset(number[1:]) and any(c.isdigit() for c in number)
+        else:
+            ok = _LOCAL_TEL.issuperset(number) and not _VISUAL_CHARS.issuperset(number)
+        if not number or not ok:
             raise RemoteProtocolError(f"bad telephone-subscriber in {text!r}")
-        return TelUri(number, _split_params(params))
+        return TelUri(number, _split_params(params) if semi else ())
     return AbsoluteUri(low, rest)
 
 
@@ -206,18 +229,28 @@ class NameAddr:
 
 
 def _split_header_params(text: str) -> tuple[tuple[str, str | None], ...]:
-    """Split ``;a=b;c;d="x;y"`` respecting quoted strings (feature tags are quoted)."""
+    """Split ``;a=b;c;d="x;y"`` (the text after a URI or '>'), respecting quoted strings (feature
+    tags are quoted). Every parameter must be introduced by exactly one ';' (§25.1 SEMI)."""
+    text = text.strip()
     if not text:
         return ()
+    if text[0] != ";":
+        raise RemoteProtocolError(f"expected ';' before parameters in {text[:40]!r}")
     if '"' not in text:
-        return _split_params(text.strip())
+        return _split_params(text[1:])
     out: list[tuple[str, str | None]] = []
     i, n = 0, len(text)
     while i < n:
-        while i < n and text[i] in " \t;":
+        # here text[i] == ';' (possibly after white space)
+        while i < n and text[i] in " \t":
             i += 1
         if i >= n:
             break
+        if text[i] != ";":
+            raise RemoteProtocolError(f"expected ';' in parameters {text[:40]!r}")
+        i += 1
+        while i < n and text[i] in " \t":
+            i += 1
         start = i
         while i < n and text[i] not in "=;":
             i += 1
@@ -242,6 +275,8 @@ def _split_header_params(text: str) -> tuple[tuple[str, str | None], ...]:
                 while i < n and text[i] != ";":
                     i += 1
                 value = text[start:i].strip()
+                if not value:
+                    raise RemoteProtocolError(f"empty parameter value in {text!r}")
         out.append((name, value))
     return tuple(out)
 
@@ -268,14 +303,18 @@ def parse_name_addr(text: str) -> NameAddr:
             raise RemoteProtocolError(f"unterminated <uri> in {text!r}")
         if display is None and lt > 0:
             display = text[:lt].strip() or None
+            if display is not None and not _DISPLAY_TOKEN.issuperset(display):
+                # display-name = *(token LWS) / quoted-string (§25.1; RFC 4475 §3.1.2.15)
+                raise RemoteProtocolError(f"display name needs quotes: {display[:40]!r}")
         uri = parse_uri(text[lt + 1 : gt])
         params = _split_header_params(text[gt + 1 :])
         return NameAddr(uri, display, params)
     # addr-spec form: parameters after the URI belong to the header (RFC 3261 §20.10).
-    uri_text, _, param_text = text.partition(";")
+    uri_text, semi, param_text = text.partition(";")
     if "?" in uri_text or "," in uri_text:
         raise RemoteProtocolError(f"addr-spec with reserved characters must use <>: {text!r}")
-    return NameAddr(parse_uri(uri_text), None, _split_header_params(param_text))
+    return NameAddr(parse_uri(uri_text), None,
+                    _split_header_params(";" + param_text) if semi else ())
 
 
 def aor_key(uri: Uri) -> str | None:

@@ -79,6 +79,14 @@ def _parse_via_slow(value: str) -> Via:
     if not transport:
         raise RemoteProtocolError(f"Via without transport: {value!r}")
     rest = rest[i:].strip()
-    hostport, _, params = rest.partition(";")
-    host, port = _parse_host_port(hostport.strip().replace(" ", ""), value)
-    return Via(transport, host, port, _split_header_params(params))
+    hostport, semi, params = rest.partition(";")
+    # sent-by = host [ COLON port ], where COLON may have white space around it (§25.1).
+    host_text, colon, port_text = hostport.partition(":")
+    if hostport.strip().startswith("["):
+        compact = hostport.strip()
+    else:
+        compact = host_text.strip() + (":" + port_text.strip() if colon else "")
+    if any(c in compact for c in " \t"):
+        raise RemoteProtocolError(f"bad sent-by in Via {value!r}")
+    host, port = _parse_host_port(compact, value)
+    return Via(transport, host, port, _split_header_params(";" + params) if semi else ())

@@ -190,10 +190,18 @@ def test_a_short_expires_param_fails_the_whole_register(r: Registrar) -> None:
     assert r.binding_count == 0  # the REGISTER is atomic: the phone was not added either
 
 
-@pytest.mark.parametrize("param", ["expires=-1", "expires=soon", "expires=", "expires=1.5"])
+@pytest.mark.parametrize("param", ["expires=-1", "expires=soon", "expires=1.5"])
 def test_malformed_expires_param_is_400(r: Registrar, param: str) -> None:
     assert reg(r, f"{PHONE};{param}", expires=600).status == 400
     assert r.binding_count == 0
+
+
+def test_empty_expires_param_is_a_parse_error() -> None:
+    from fivegmc.sip.errors import RemoteProtocolError
+    from fivegmc.sip.uri import parse_name_addr
+
+    with pytest.raises(RemoteProtocolError):  # pvalue is 1*paramchar (§25.1) → 400 upstream
+        parse_name_addr(f"{PHONE};expires=")
 
 
 def test_non_ascii_digit_expires_param_is_400_not_a_crash(r: Registrar) -> None:
