@@ -4,6 +4,7 @@ goes back out through them; one loop timer is armed at the core's next deadline.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import ssl
 import time
@@ -21,6 +22,9 @@ from ..sip.digest import NonceManager
 from ..sip.errors import RemoteProtocolError
 from ..sip.transaction import TimerConfig
 from .proxy import ProxyCore, reason_for, salvage_response
+
+
+TIMER_TICK = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +180,9 @@ class SipNode:
         deadline = self.core.next_deadline()
         if deadline is None:
             return
+        # Round up to a 10 ms tick: one loop wake-up then serves every transaction due in that
+        # tick instead of one wake-up per message (RFC 3261 timers are 500 ms and more).
+        deadline = math.ceil(deadline / TIMER_TICK) * TIMER_TICK
         at = self._timer_at
         if at is not None and at <= deadline:
             return

@@ -54,7 +54,10 @@ class _ServerSide:
         self.key = key
         self.txn = txn
         self.flow = flow
-        self.request = request
+        # The parsed request is needed until a final response is sent upstream, then dropped:
+        # a UDP server transaction lives on for Timer J (32 s) and should hold only the bytes
+        # of its final response, not ~60 objects of parsed headers (GC cost at load).
+        self.request: Request | None = request
         self.method = request.method
         self.started = started
         self.armed: float | None = None
@@ -231,6 +234,7 @@ class ProxyCore:
 
     def _reply(self, side: _ServerSide, d: Reply, now: float) -> None:
         req = side.request
+        assert req is not None
         extra = list(d.headers)
         extra.append(("Server", self.server_header))
         resp = make_response(req, d.status, d.reason, to_tag=self._new_tag(), extra=extra,
@@ -248,6 +252,7 @@ class ProxyCore:
     def _relay(self, side: _ServerSide, d: Relay, now: float) -> None:
         """Forward to each target (RFC 3261 §16.6), one client transaction per branch."""
         req = side.request
+        assert req is not None
         side.relayed = True
         lh = loop_hash(req)
         for binding in d.targets:
@@ -351,6 +356,7 @@ class ProxyCore:
         if best is None or best_status == 503:
             # Our own answer: a synthesized failure, or 500 instead of a 503 (§16.7 step 6).
             status_out = 500 if best_status == 503 else best_status
+            assert side.request is not None
             data = make_response(side.request, status_out, to_tag=self._new_tag(),
                                  extra=[("Server", self.server_header)]).to_bytes()
             self._finish(side, status_out, data, now)
@@ -370,6 +376,8 @@ class ProxyCore:
 
     def _abandon(self, side: _ServerSide, now: float) -> None:
         side.context_done = True
+        side.request = None
+        side.best = None
         self._count(side.method, "timeout")
         self._servers.pop(side.key, None)
         side.armed = None
@@ -393,6 +401,9 @@ class ProxyCore:
 
     def _finish(self, side: _ServerSide, status: int, data: bytes, now: float) -> None:
         side.context_done = True
+        side.request = None
+        side.best = None
+        side.challenges = []
         self._count(side.method, str(status))
         if side.relayed and self.metrics is not None:
             self.metrics.relay_seconds.observe(now - side.started)
