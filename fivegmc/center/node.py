@@ -147,7 +147,7 @@ class SipNode:
     def _on_framing_error(self, transport: str, host: str, port: int,
                           exc: RemoteProtocolError, head: bytes) -> bytes | None:
         kind = "oversize" if exc.status_hint == 513 else "framing"
-        self.metrics.parse_errors.get(transport, kind).inc()
+        self.metrics.parse_errors.inc(transport, kind)
         self.log.warning("closing stream connection: bad framing", transport=transport,
                          peer=f"{host}:{port}", why=exc.reason)
         # Say why before closing when the request's identifying headers can be read.

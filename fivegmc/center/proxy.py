@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +41,8 @@ from ..sip.via import parse_via
 
 Sender = Callable[[bytes, Flow], None]
 _RELIABLE = frozenset(("tcp", "tls"))
+#: Timer resolution of the proxy core: 10 ms (RFC 3261 timers are 500 ms and longer).
+TICKS_PER_SECOND = 100
 _IP_CHARS = frozenset("0123456789.:abcdefABCDEF[]")
 
 
@@ -60,7 +63,7 @@ class _ServerSide:
         self.request: Request | None = request
         self.method = request.method
         self.started = started
-        self.armed: float | None = None
+        self.armed: int | None = None  # the timer tick this side is filed under
         self.branches = 0  # client branches still without a final response
         self.best: tuple[int, Response | None] | None = None  # best final (§16.7 step 6)
         self.challenges: list[tuple[str, str]] = []  # from 401/407 branches (§16.7 step 7)
@@ -77,7 +80,7 @@ class _ClientSide:
         self.txn = txn
         self.flow = flow
         self.server = server
-        self.armed: float | None = None
+        self.armed: int | None = None
 
 
 #: 4xx answers a UAC can act on, preferred among 4xx (RFC 3261 §16.7 step 6).
@@ -124,8 +127,10 @@ class ProxyCore:
         self.debug = debug
         self._servers: dict[Any, _ServerSide] = {}
         self._clients: dict[tuple[str, str], _ClientSide] = {}
-        self._heap: list[tuple[float, int, _ServerSide | _ClientSide]] = []
-        self._seq = itertools.count()
+        # Timers by tick (TICKS_PER_SECOND): filing a transaction is O(1); a small heap orders
+        # the ticks that have buckets. Entries whose side was re-armed since are skipped.
+        self._buckets: dict[int, list[_ServerSide | _ClientSide]] = {}
+        self._ticks: list[int] = []
         self._branch_seq = itertools.count(1)
         self._tag_prefix = os.urandom(4).hex()
         self._tag_seq = itertools.count(1)
@@ -155,22 +160,31 @@ class ProxyCore:
             self._bad_input(data, flow, exc, msg)
 
     def handle_timer(self, now: float) -> None:
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            deadline, _, side = heapq.heappop(heap)
-            if side.armed != deadline:
-                continue  # a stale entry; the side has been re-armed or finished
-            side.armed = None
-            if isinstance(side, _ServerSide):
-                self._server_events(side, side.txn.handle_timer(now), now)
-            else:
-                self._client_events(side, side.txn.handle_timer(now), now)
+        ticks = self._ticks
+        buckets = self._buckets
+        while ticks and ticks[0] / TICKS_PER_SECOND <= now:
+            tick = heapq.heappop(ticks)
+            for side in buckets.pop(tick, ()):
+                if side.armed != tick:
+                    continue  # re-armed or finished since it was filed here
+                side.armed = None
+                if isinstance(side, _ServerSide):
+                    self._server_events(side, side.txn.handle_timer(now), now)
+                else:
+                    self._client_events(side, side.txn.handle_timer(now), now)
 
     def next_deadline(self) -> float | None:
-        heap = self._heap
-        while heap and heap[0][2].armed != heap[0][0]:
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        """When :meth:`handle_timer` should run next (a tick boundary, never before a timer's
+        own deadline; it may find nothing left to do there)."""
+        ticks = self._ticks
+        buckets = self._buckets
+        while ticks:
+            tick = ticks[0]
+            if any(side.armed == tick for side in buckets.get(tick, ())):
+                return tick / TICKS_PER_SECOND
+            heapq.heappop(ticks)  # nothing live left in the front bucket: drop it
+            buckets.pop(tick, None)
+        return None
 
     def flow_failed(self, flow: Flow, now: float) -> None:
         """The adapter could not send on ``flow`` (e.g. TCP connect refused): §16.9."""
@@ -194,7 +208,7 @@ class ProxyCore:
         existing = self._servers.get(key)
         if existing is not None:
             if self.metrics is not None:
-                self.metrics.retransmissions.get("received").inc()
+                self.metrics.retransmissions.inc("received")
             self._server_events(existing, existing.txn.receive_request(now), now)
             return
         if method == "ACK":
@@ -314,7 +328,7 @@ class ProxyCore:
                 self._clients.pop(client.key, None)
                 client.armed = None
                 if self.metrics is not None:
-                    self.metrics.transactions.get("client", "completed").inc()
+                    self.metrics.transactions.inc("client", "completed")
                 return
         self._arm(client)
 
@@ -382,13 +396,13 @@ class ProxyCore:
         self._servers.pop(side.key, None)
         side.armed = None
         if self.metrics is not None:
-            self.metrics.transactions.get("server", "abandoned").inc()
+            self.metrics.transactions.inc("server", "abandoned")
 
     def _forward_response(self, side: _ServerSide, resp: Response, now: float, *,
                           final: bool) -> None:
         data = self._strip_via(resp)
         if self.metrics is not None:
-            self.metrics.responses_relayed.get(f"{resp.status // 100}xx").inc()
+            self.metrics.responses_relayed.inc(f"{resp.status // 100}xx")
         if final:
             self._finish(side, resp.status, data, now)
         else:
@@ -418,7 +432,7 @@ class ProxyCore:
                 self._servers.pop(side.key, None)
                 side.armed = None
                 if self.metrics is not None:
-                    self.metrics.transactions.get("server", "completed").inc()
+                    self.metrics.transactions.inc("server", "completed")
                 return
             elif isinstance(ev, RequestRetransmissionAbsorbed):
                 continue
@@ -428,18 +442,29 @@ class ProxyCore:
 
     def _arm(self, side: _ServerSide | _ClientSide) -> None:
         deadline = side.txn.next_deadline()
-        if deadline is not None and deadline != side.armed:
-            side.armed = deadline
-            heapq.heappush(self._heap, (deadline, next(self._seq), side))
-        elif deadline is None:
+        if deadline is None:
             side.armed = None
+            return
+        # Round up to the next tick (the small epsilon keeps 32.0 s at tick 3200, not 3201),
+        # but never to a tick before the deadline, or the timer would find nothing due.
+        tick = math.ceil(deadline * TICKS_PER_SECOND - 1e-6)
+        if tick / TICKS_PER_SECOND < deadline:
+            tick += 1
+        if tick != side.armed:
+            side.armed = tick
+            bucket = self._buckets.get(tick)
+            if bucket is None:
+                self._buckets[tick] = [side]
+                heapq.heappush(self._ticks, tick)
+            else:
+                bucket.append(side)
 
     # -- bad input -----------------------------------------------------------------------
     def _bad_input(self, data: bytes, flow: Flow, exc: RemoteProtocolError,
                    msg: Request | Response | None = None) -> None:
         kind = "oversize" if exc.status_hint == 513 else "malformed"
         if self.metrics is not None:
-            self.metrics.parse_errors.get(flow.transport, kind).inc()
+            self.metrics.parse_errors.inc(flow.transport, kind)
         answer = None
         if isinstance(msg, Request):
             try:
@@ -461,12 +486,11 @@ class ProxyCore:
 
     def _drop(self, reason: str) -> None:
         if self.metrics is not None:
-            self.metrics.dropped.get(reason).inc()
+            self.metrics.dropped.inc(reason)
 
     def _count(self, method: str, outcome: str) -> None:
         if self.metrics is not None:
-            self.metrics.requests.get(method if method in _METRIC_METHODS else "other",
-                                      outcome).inc()
+            self.metrics.requests.inc(method if method in _METRIC_METHODS else "other", outcome)
 
     def _new_tag(self) -> str:
         return f"{self._tag_prefix}{next(self._tag_seq):x}"
