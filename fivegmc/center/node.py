@@ -23,7 +23,6 @@ from ..sip.errors import RemoteProtocolError
 from ..sip.transaction import TimerConfig
 from .proxy import ProxyCore, reason_for, salvage_response
 
-
 TIMER_TICK = 0.01
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..sip.uri import format_params
 from .registrar import Binding
 from .subscribers import SubscriberKind
 
@@ -46,4 +47,4 @@ def capability_answer(kind: SubscriberKind, bindings: list[Binding]) -> Capabili
 
 
 def format_tags(tags: tuple[tuple[str, str | None], ...]) -> str:
-    return "".join(f";{n}" if v is None else f";{n}={v}" for n, v in tags)
+    return format_params(tags)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import RemoteProtocolError, is_digits
-from .uri import _parse_host_port, _split_header_params
+from .uri import _parse_host_port, _split_header_params, find_param, format_params
 
 
 @dataclass(slots=True)  # not frozen: construction is 4x cheaper (hot path)
@@ -16,11 +16,7 @@ class Via:
     params: tuple[tuple[str, str | None], ...] = ()
 
     def param(self, name: str) -> str | None:
-        key = name.lower()
-        for k, v in self.params:
-            if k.lower() == key:
-                return v if v is not None else ""
-        return None
+        return find_param(self.params, name)
 
     @property
     def branch(self) -> str | None:
@@ -31,10 +27,7 @@ class Via:
         return self.host if self.port is None else f"{self.host}:{self.port}"
 
     def __str__(self) -> str:
-        out = [f"SIP/2.0/{self.transport} {self.sent_by}"]
-        for k, v in self.params:
-            out.append(f";{k}" if v is None else f";{k}={v}")
-        return "".join(out)
+        return f"SIP/2.0/{self.transport} {self.sent_by}{format_params(self.params)}"
 
 
 _FAST_PROTO = {"SIP/2.0/UDP": "UDP", "SIP/2.0/TCP": "TCP", "SIP/2.0/TLS": "TLS"}
