@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "e2e"))
 
-import peers  # noqa: E402
+import peers
 
 
 def main(argv: list[str] | None = None) -> int:

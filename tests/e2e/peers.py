@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,6 +162,17 @@ def _stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, grac
     return proc.returncode
 
 
+def _pin(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that pins the child (and what it forks later) to ``cpus``, or None."""
+    if not cpus:
+        return None
+
+    def pin() -> None:
+        os.sched_setaffinity(0, cpus)
+
+    return pin
+
+
 def wait_sip_ready(port: int, timeout: float = 10.0, host: str = LOCALHOST) -> None:
     """Wait until something answers a SIP OPTIONS on UDP ``host:port`` (any response)."""
     deadline = time.monotonic() + timeout
@@ -194,7 +205,7 @@ def wait_sip_ready(port: int, timeout: float = 10.0, host: str = LOCALHOST) -> N
 
 
 def fivegmc_command() -> list[str]:
-    """How to start the node: the venv's ``fivegmc`` script, else ``python -m fivegmc.cli``."""
+    """How to start the node: the venv's ``fivegmc`` script, else ``fivegmc.cli:main``."""
     script = Path(sys.executable).with_name("fivegmc")
     if script.exists():
         return [str(script)]
@@ -259,6 +270,7 @@ class SipNode:
     ready_line: str | None = "ready"
     admin_port: int | None = None
     start_timeout: float = 20.0
+    cpus: set[int] | None = None
     proc: subprocess.Popen[bytes] | None = None
     listening: list[str] = field(default_factory=list)
 
@@ -285,6 +297,7 @@ class SipNode:
                 stdin=subprocess.DEVNULL,
                 cwd=self.workdir,
                 start_new_session=True,
+                preexec_fn=_pin(self.cpus),
             )
         try:
             self._wait_ready()
@@ -296,9 +309,22 @@ class SipNode:
     def _wait_ready(self) -> None:
         assert self.proc is not None
         deadline = time.monotonic() + self.start_timeout
-        if self.ready_line is None:
-            wait_sip_ready(self.sip_port, timeout=self.start_timeout)
-            return
+        while self.ready_line is None:
+            # no start-up line to wait for: probe the SIP port until it answers
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode} before answering SIP"
+                    f"\n{self.logs()}"
+                )
+            try:
+                wait_sip_ready(self.sip_port, timeout=min(1.0, self.start_timeout))
+                return
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"{self.name} did not answer SIP on udp port {self.sip_port} within "
+                        f"{self.start_timeout} s\n{self.logs()}"
+                    ) from None
         while time.monotonic() < deadline:
             lines = self.stdout_path.read_text(encoding="utf-8", errors="replace").splitlines()
             if self.ready_line in (line.strip() for line in lines):
@@ -313,7 +339,8 @@ class SipNode:
             time.sleep(0.05)
         raise TimeoutError(
             f"{self.name} printed no '{self.ready_line}' line within {self.start_timeout} s"
-            f"\n--- stdout ---\n{_tail(self.stdout_path)}\n--- stderr ---\n{_tail(self.stderr_path)}"
+            f"\n--- stdout ---\n{_tail(self.stdout_path)}"
+            f"\n--- stderr ---\n{_tail(self.stderr_path)}"
         )
 
     def alive(self) -> bool:
@@ -402,6 +429,7 @@ class SippResult:
     argv: list[str]
     elapsed_s: float
     timed_out: bool = False
+    rtt_dates_ms: list[float] = field(default_factory=list)
 
     def count(self, column: str) -> int:
         """A cumulative counter, e.g. ``count("FailedCall")`` reads ``FailedCall(C)``."""
@@ -466,6 +494,7 @@ def sipp_args(
     rtt: bool = False,
     rtt_freq: int = 1,
     stat_freq_s: int = 1,
+    buff_size: int | None = None,
     extra: Sequence[str] = (),
 ) -> list[str]:
     """The SIPp command line for a scenario file of ``bench/sipp/``."""
@@ -490,6 +519,8 @@ def sipp_args(
     argv += ["-trace_stat", "-fd", str(stat_freq_s), "-trace_err", "-nostdin"]
     if rtt:
         argv += ["-trace_rtt", "-rtt_freq", str(rtt_freq)]
+    if buff_size is not None:
+        argv += ["-buff_size", str(buff_size)]  # socket buffers (capped by net.core.*mem_max)
     argv += list(extra)
     return argv
 
@@ -506,28 +537,37 @@ def _read_stats(workdir: Path, stem: str, pid: int) -> dict[str, str]:
     return {name: value for name, value in zip(header, last, strict=False) if name}
 
 
-def _read_rtts(workdir: Path, stem: str, pid: int) -> list[float]:
+def _read_rtts(workdir: Path, stem: str, pid: int) -> tuple[list[float], list[float]]:
+    """(response times, their dates) in ms from SIPp's ``-trace_rtt`` file; dates count from
+    SIPp's start."""
     path = workdir / f"{stem}_{pid}_rtt.csv"
     if not path.exists():
-        return []
-    out: list[float] = []
+        return [], []
+    rtts: list[float] = []
+    dates: list[float] = []
     with path.open(encoding="utf-8", errors="replace") as fh:
         for line in fh:
             parts = line.strip().split(";")
             if len(parts) >= 2:
-                with contextlib.suppress(ValueError):
-                    out.append(float(parts[1]))
-    return out
+                try:
+                    date, rtt = float(parts[0]), float(parts[1])
+                except ValueError:
+                    continue  # the header line
+                rtts.append(rtt)
+                dates.append(date)
+    return rtts, dates
 
 
 def collect(scenario: str, workdir: Path, pid: int, rc: int, argv: list[str], elapsed: float,
             timed_out: bool = False) -> SippResult:
     stem = Path(scenario).stem
+    rtts, dates = _read_rtts(workdir, stem, pid)
     return SippResult(
         scenario=scenario,
         returncode=rc,
         stats=_read_stats(workdir, stem, pid),
-        rtts_ms=_read_rtts(workdir, stem, pid),
+        rtts_ms=rtts,
+        rtt_dates_ms=dates,
         workdir=workdir,
         argv=argv,
         elapsed_s=elapsed,
@@ -535,14 +575,16 @@ def collect(scenario: str, workdir: Path, pid: int, rc: int, argv: list[str], el
     )
 
 
-def run_sipp(argv: list[str], workdir: Path, timeout: float) -> SippResult:
+def run_sipp(argv: list[str], workdir: Path, timeout: float,
+             cpus: set[int] | None = None) -> SippResult:
     """Run SIPp in the foreground in ``workdir`` (where it writes its files), bounded."""
     workdir.mkdir(parents=True, exist_ok=True)
     scenario = argv[argv.index("-sf") + 1]
     t0 = time.monotonic()
     with (workdir / f"{Path(scenario).stem}.screen.log").open("ab") as out:
         proc = subprocess.Popen(argv, cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=_pin(cpus))
         timed_out = False
         try:
             proc.wait(timeout=timeout)
@@ -559,8 +601,10 @@ def run_sipp(argv: list[str], workdir: Path, timeout: float) -> SippResult:
 class SippServer:
     """A background SIPp (e.g. the UAS); ``stop()`` quits it gracefully and reads its stats."""
 
-    def __init__(self, argv: list[str], workdir: Path, ready_timeout: float = 5.0) -> None:
+    def __init__(self, argv: list[str], workdir: Path, ready_timeout: float = 5.0,
+                 cpus: set[int] | None = None) -> None:
         self.argv = argv
+        self.cpus = cpus
         self.workdir = workdir
         self.ready_timeout = ready_timeout
         self.scenario = Path(argv[argv.index("-sf") + 1]).name
@@ -576,7 +620,7 @@ class SippServer:
         with (self.workdir / f"{Path(self.scenario).stem}.screen.log").open("ab") as out:
             self.proc = subprocess.Popen(self.argv, cwd=self.workdir, stdout=out,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=_pin(self.cpus))
         try:
             self._wait_bound()
         except BaseException:
@@ -592,8 +636,9 @@ class SippServer:
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"sipp {self.scenario} exited early rc={self.proc.returncode}:"
-                                   f" {_tail(self.workdir / (Path(self.scenario).stem + '.screen.log'))}")
+                screen = self.workdir / f"{Path(self.scenario).stem}.screen.log"
+                raise RuntimeError(f"sipp {self.scenario} exited early"
+                                   f" rc={self.proc.returncode}: {_tail(screen)}")
             if needle in Path(table).read_text(encoding="ascii"):
                 return
             time.sleep(0.02)
@@ -660,7 +705,9 @@ class TsharkCapture:
                 if "Capturing on" in _tail(self.log):
                     return self
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"tshark exited rc={self.proc.returncode}: {_tail(self.log)}")
+                    raise RuntimeError(
+                        f"tshark exited rc={self.proc.returncode}: {_tail(self.log)}"
+                    )
                 time.sleep(0.05)
             raise TimeoutError(f"tshark did not start capturing: {_tail(self.log)}")
         except BaseException:

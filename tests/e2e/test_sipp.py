@@ -67,7 +67,7 @@ def _register(node: peers.SipNode, work: Path, transport: str, users: int,
     ("transport", "users", "messages", "rate"),
     [
         pytest.param("udp", 500, 2000, 500, id="udp-2000-at-500ps"),
-        pytest.param("tcp", 200, 1000, 250, id="tcp-1000-at-250ps"),
+        pytest.param("tcp", 500, 2000, 500, id="tcp-2000-at-500ps"),
     ],
 )
 def test_message_relay(node: peers.SipNode, tmp_path: Path, transport: str, users: int,

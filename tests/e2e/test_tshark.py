@@ -41,8 +41,10 @@ def _exchange(node: peers.SipNode, work: Path, transport: str, ue_port: int,
     """Register USERS and relay MESSAGES pager MESSAGEs over ``transport``; SIPp must pass."""
     tdir = work / transport
     tdir.mkdir()
-    users_csv = peers.write_users_csv(tdir / "users.csv", USERS)
-    pairs_csv = peers.write_pairs_csv(tdir / "pairs.csv", USERS)
+    # distinct users per transport: a user registered over both would have two contacts
+    first = {"udp": 0, "tcp": 100}[transport]
+    users_csv = peers.write_users_csv(tdir / "users.csv", USERS, first=first)
+    pairs_csv = peers.write_pairs_csv(tdir / "pairs.csv", USERS, first=first)
     remote = (peers.LOCALHOST, node.sip_port)
     reg = peers.run_sipp(
         peers.sipp_args("register.xml", remote=remote, local_port=ue_port, transport=transport,
@@ -106,13 +108,12 @@ def test_capture_decodes_clean(tmp_path: Path) -> None:
     for row in rows:
         # one TCP segment may carry several SIP messages: values are joined with "|"
         # (requests and responses travel in opposite directions, so never share a segment)
-        method, status, cseq = (row + ["", "", ""])[:3]
+        method, status, cseq = [*row, "", "", ""][:3]
         methods.update(m for m in method.split("|") if m)
         if status:
             pairs = zip(status.split("|"), cseq.split("|"), strict=False)
             ok_by_method.update(m for st, m in pairs if st == "200")
     # REGISTER: UE -> node; MESSAGE: UE -> node and node -> UE (relayed)
-    print(methods, ok_by_method)
     assert methods["REGISTER"] >= 2 * USERS, methods
     assert methods["MESSAGE"] >= 2 * 2 * MESSAGES, methods
     assert ok_by_method["REGISTER"] >= 2 * USERS, ok_by_method
