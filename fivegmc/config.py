@@ -147,6 +147,15 @@ class SipConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     max_tcp_connections: int = 10000
     #: Value of the Server/User-Agent header the node sends.
     server_header: str = "fivegmc"
+    #: Overload: when the UDP socket holds more than this many bytes of unread datagrams
+    #: (kernel accounting: ~2-5 KB per datagram), new requests are answered 503 + Retry-After
+    #: until the backlog halves. 0 disables the check.
+    overload_backlog_bytes: int = 4_000_000
+    #: Overload: at most this many relayed requests waiting for a final response; beyond it
+    #: new requests are answered 503 + Retry-After (bounded memory when UEs do not answer).
+    max_pending_relays: int = 20000
+    #: Retry-After (seconds) sent with overload 503s (RFC 3261 §20.33).
+    overload_retry_after_s: int = 1
 
     @property
     def tls_enabled(self) -> bool:
@@ -596,6 +605,10 @@ def _check_sip(sip: SipConfig, base_dir: Path | None) -> Iterator[_Problem]:
         yield "sip.max_forwards", f"expected 1-255, got {sip.max_forwards}"
     yield from _positive("sip.tcp_idle_timeout_s", sip.tcp_idle_timeout_s)
     yield from _positive("sip.max_tcp_connections", sip.max_tcp_connections)
+    yield from _positive("sip.max_pending_relays", sip.max_pending_relays)
+    yield from _positive("sip.overload_retry_after_s", sip.overload_retry_after_s)
+    if sip.overload_backlog_bytes < 0:
+        yield "sip.overload_backlog_bytes", f"expected >= 0, got {sip.overload_backlog_bytes}"
 
 
 def _check_registrar(registrar: RegistrarConfig) -> Iterator[_Problem]:

@@ -60,7 +60,10 @@ class SipNode:
             timers=TimerConfig(t1=sip.t1_ms / 1000, t2=sip.t2_ms / 1000, t4=sip.t4_ms / 1000),
             max_message_size=sip.max_message_size, server_header=sip.server_header,
             metrics=metrics, log=log, debug=profile.log.level.upper() == "DEBUG",
+            max_pending_relays=sip.max_pending_relays, retry_after=sip.overload_retry_after_s,
         )
+        self._datagrams = 0
+        self._backlog_high = sip.overload_backlog_bytes
         metrics.watch_registrar(lambda: self.registrar.binding_count,
                                 lambda: self.registrar.aor_count)
         self._udp: UdpEndpoint | None = None
@@ -136,8 +139,33 @@ class SipNode:
         return self._vias.get(transport) or next(iter(self._vias.values()))
 
     def _on_datagram(self, data: bytes, host: str, port: int) -> None:
+        self._datagrams += 1
+        if self._datagrams & 31 == 0:
+            self._sample_backlog()
         self.core.receive(data, Flow("udp", host, port), self._now())
         self._rearm()
+
+    def _sample_backlog(self) -> None:
+        """Every 32 datagrams: how much is queued unread in the socket. Over the profile's
+        bound the core sheds new requests with 503 until the backlog is down to half."""
+        if self._udp is None or not self._backlog_high:
+            return
+        info = self._udp.meminfo()
+        if info is None:
+            return
+        backlog, drops = info
+        self.metrics.udp_backlog_bytes.set(backlog)
+        self.metrics.udp_kernel_drops.set(drops)
+        core = self.core
+        if not core.backlogged and backlog > self._backlog_high:
+            core.backlogged = True
+            self.metrics.overloaded.set(1)
+            self.log.warning("overload: answering new requests 503", backlog_bytes=backlog,
+                             kernel_drops=drops, pending_relays=core.pending_relays)
+        elif core.backlogged and backlog < self._backlog_high // 2:
+            core.backlogged = False
+            self.metrics.overloaded.set(0)
+            self.log.warning("overload cleared", backlog_bytes=backlog, kernel_drops=drops)
 
     def _on_stream_message(self, data: bytes, transport: str, host: str, port: int) -> None:
         self.core.receive(data, Flow(transport, host, port), self._now())

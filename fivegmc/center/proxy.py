@@ -115,6 +115,8 @@ class ProxyCore:
         metrics: SipMetrics | None = None,
         log: Any = None,
         debug: bool = False,
+        max_pending_relays: int = 20000,
+        retry_after: int = 1,
     ) -> None:
         self.router = router
         self._send = send
@@ -133,6 +135,12 @@ class ProxyCore:
         self._ticks: list[int] = []
         self._branch_seq = itertools.count(1)
         self._tag_prefix = os.urandom(4).hex()
+        # Overload (DESIGN.md §3): set by the adapter from the socket backlog; pending relays
+        # are counted here. While either is over its bound, new requests get 503.
+        self.backlogged = False
+        self.max_pending_relays = max_pending_relays
+        self.retry_after = str(retry_after)
+        self._pending_relays = 0
         self._tag_seq = itertools.count(1)
         if metrics is not None:
             metrics.watch_transactions(lambda: len(self._servers), lambda: len(self._clients))
@@ -192,6 +200,10 @@ class ProxyCore:
             self._client_events(side, side.txn.transport_error(now), now)
 
     @property
+    def pending_relays(self) -> int:
+        return self._pending_relays
+
+    @property
     def transaction_counts(self) -> tuple[int, int]:
         return len(self._servers), len(self._clients)
 
@@ -223,7 +235,12 @@ class ProxyCore:
             via.params = tuple(params)
             req.replace_top_via(str(via))
         decision: Decision
-        if method == "CANCEL" and self._cancel_matches(branch, via.sent_by):
+        if self.backlogged or self._pending_relays >= self.max_pending_relays:
+            # Shed new work cheaply: no routing, no relay; the UAC stops retransmitting.
+            decision = Reply(503, "Overloaded", headers=(("Retry-After", self.retry_after),))
+            if self.metrics is not None:
+                self.metrics.dropped.inc("overload 503")
+        elif method == "CANCEL" and self._cancel_matches(branch, via.sent_by):
             # §9.2 / §16.10: a CANCEL matching a transaction is answered 200; a non-INVITE
             # transaction goes on to its own final response.
             decision = Reply(200)
@@ -268,6 +285,7 @@ class ProxyCore:
         req = side.request
         assert req is not None
         side.relayed = True
+        self._pending_relays += 1
         lh = loop_hash(req)
         for binding in d.targets:
             flow = self._target_flow(binding)
@@ -390,6 +408,8 @@ class ProxyCore:
 
     def _abandon(self, side: _ServerSide, now: float) -> None:
         side.context_done = True
+        if side.relayed:
+            self._pending_relays -= 1
         side.request = None
         side.best = None
         self._count(side.method, "timeout")
@@ -415,6 +435,8 @@ class ProxyCore:
 
     def _finish(self, side: _ServerSide, status: int, data: bytes, now: float) -> None:
         side.context_done = True
+        if side.relayed:
+            self._pending_relays -= 1
         side.request = None
         side.best = None
         side.challenges = []

@@ -105,13 +105,14 @@ class Registrar:
         return len(self._bindings)
 
     def lookup(self, aor: str, now: float) -> list[Binding]:
-        """Live bindings of ``aor``, highest q first (RFC 3261 §16.6 target order)."""
+        """Live bindings of ``aor``, highest q first (RFC 3261 §16.6 target order), and among
+        equal q the most recently registered first."""
         found = self._bindings.get(aor)
         if not found:
             return []
         live = [b for b in found if b.expires_at > now]
         if len(live) > 1:
-            live.sort(key=lambda b: -b.q)
+            live.sort(key=lambda b: (-b.q, -b.registered_at))
         return live
 
     def all_aors(self) -> list[str]:

@@ -291,6 +291,9 @@ class Router:
         bindings = self.registrar.lookup(number, now)
         if not bindings:
             return Reply(480, log_reason="recipient not registered")
+        disposition = req.headers.get("Request-Disposition")
+        if disposition is not None and len(bindings) > 1 and "no-fork" in disposition.lower():
+            bindings = bindings[:1]  # RFC 3841 §9.1: one target only, the best one
         mf = req.int_header("Max-Forwards")
         return Relay(tuple(bindings), (mf if mf is not None else self.max_forwards + 1) - 1)
 

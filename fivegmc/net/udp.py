@@ -5,11 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 from collections.abc import Callable
 from typing import cast
 
 OnDatagram = Callable[[bytes, str, int], None]
 UDP_BUFFER_BYTES = 8 * 1024 * 1024
+# Linux <linux/sock_diag.h>: SO_MEMINFO returns u32[SK_MEMINFO_VARS].
+_SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)
+_MEMINFO_LEN = 9 * 4
+_SK_MEMINFO_RMEM_ALLOC = 0
+_SK_MEMINFO_DROPS = 8
 
 
 class UdpEndpoint(asyncio.DatagramProtocol):
@@ -38,6 +44,19 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         assert self.transport is not None
         host, port = self.transport.get_extra_info("sockname")[:2]
         return str(host), int(port)
+
+    def meminfo(self) -> tuple[int, int] | None:
+        """(bytes of unread datagrams, datagrams the kernel dropped) for this socket, from
+        Linux SO_MEMINFO; None where the platform does not provide it."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None:
+            return None
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, _MEMINFO_LEN)
+        except OSError:
+            return None
+        fields = struct.unpack(f"{_MEMINFO_LEN // 4}I", raw)
+        return fields[_SK_MEMINFO_RMEM_ALLOC], fields[_SK_MEMINFO_DROPS]
 
     def close(self) -> None:
         if self.transport is not None:

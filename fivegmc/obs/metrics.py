@@ -104,6 +104,17 @@ class SipMetrics(Collector):
         self.registered_aors = Gauge(
             "fivegmc_sip_registered_aors", "Addresses of record with at least one binding",
             registry=registry)
+        self.udp_backlog_bytes = Gauge(
+            "fivegmc_sip_udp_backlog_bytes",
+            "Unread datagram bytes in the SIP UDP socket (kernel accounting), last sample",
+            registry=registry)
+        self.udp_kernel_drops = Gauge(
+            "fivegmc_sip_udp_kernel_drops",
+            "Datagrams the kernel dropped on the SIP UDP socket since it was opened",
+            registry=registry)
+        self.overloaded = Gauge(
+            "fivegmc_sip_overloaded", "1 while new requests are being shed with 503",
+            registry=registry)
         registry.register(self)
 
     def collect(self) -> Iterator[Metric]:

@@ -136,3 +136,17 @@ async def test_several_contacts_fork_first_2xx_wins(ue_factory) -> None:
     resp = await a.message(B)
     assert resp.status == 200
     assert len(b1.received) == 1 and len(b2.received) == 1
+
+
+async def test_no_fork_goes_to_the_most_recent_binding_only(ue_factory) -> None:
+    """RFC 3841 §9.1: Request-Disposition: no-fork → a single target (highest q, then the
+    most recently registered)."""
+    a = await ue_factory(A)
+    old = await ue_factory(B)
+    new = await ue_factory(B)
+    await old.register()
+    await asyncio.sleep(0.01)
+    await new.register()
+    resp = await a.message(B, extra=[("Request-Disposition", "no-fork")])
+    assert resp.status == 200
+    assert len(new.received) == 1 and old.received == []

@@ -342,7 +342,8 @@ def test_override_unknown_keys_rejected() -> None:
     assert error(MINIMAL, "sip.newtable.x=1") == (
         "x.toml: sip.newtable: unknown key (expected one of: host, udp_port, tcp_port, tls_port, "
         "tls_cert, tls_key, enable_udp, enable_tcp, max_message_size, t1_ms, t2_ms, t4_ms, "
-        "max_forwards, tcp_idle_timeout_s, max_tcp_connections, server_header) "
+        "max_forwards, tcp_idle_timeout_s, max_tcp_connections, server_header, "
+        "overload_backlog_bytes, max_pending_relays, overload_retry_after_s) "
         "(from --set 'sip.newtable.x=1')"
     )
     assert error(MINIMAL, "nothere.x=1").startswith("x.toml: nothere: unknown key")
