@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 SIPP_DIR = REPO / "bench" / "sipp"
 KAMAILIO_CFG = REPO / "bench" / "kamailio" / "kamailio.cfg"
@@ -752,3 +754,19 @@ def tshark_read(pcap: Path, display_filter: str, fields: Sequence[str] = (),
                            f"{proc.stderr.decode(errors='replace')}")
     lines = proc.stdout.decode("utf-8", errors="replace").splitlines()
     return [line.split("\t") for line in lines if line.strip()]
+
+
+#: pytest marks of every test that needs SIPp as a real peer (`make test` installs it).
+SIPP_MARKS = (
+    pytest.mark.peer,
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        sipp_binary() is None,
+        reason="sipp is not on PATH (Debian package sip-tester; `make test` installs it)",
+    ),
+)
+#: ... and of those that also need tshark.
+TSHARK_MARK = pytest.mark.skipif(
+    tshark_binary() is None,
+    reason="tshark is not on PATH (Debian package tshark; `make test` installs it)",
+)

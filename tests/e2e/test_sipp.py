@@ -14,20 +14,9 @@ from pathlib import Path
 
 import pytest
 
-try:
-    from tests.e2e import peers
-except ImportError:  # tests/e2e is not a package: pytest puts its directory on sys.path
-    import peers  # type: ignore[no-redef]
+from . import peers
 
-pytestmark = [
-    pytest.mark.peer,
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        peers.sipp_binary() is None,
-        reason="sipp is not on PATH (Debian package sip-tester; `make test` installs it)",
-    ),
-    pytest.mark.timeout(60),
-]
+pytestmark = [*peers.SIPP_MARKS, pytest.mark.timeout(60)]
 
 
 @pytest.fixture

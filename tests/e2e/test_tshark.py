@@ -13,24 +13,9 @@ from pathlib import Path
 
 import pytest
 
-try:
-    from tests.e2e import peers
-except ImportError:  # tests/e2e is not a package: pytest puts its directory on sys.path
-    import peers  # type: ignore[no-redef]
+from . import peers
 
-pytestmark = [
-    pytest.mark.peer,
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        peers.sipp_binary() is None,
-        reason="sipp is not on PATH (Debian package sip-tester; `make test` installs it)",
-    ),
-    pytest.mark.skipif(
-        peers.tshark_binary() is None,
-        reason="tshark is not on PATH (Debian package tshark; `make test` installs it)",
-    ),
-    pytest.mark.timeout(90),
-]
+pytestmark = [*peers.SIPP_MARKS, peers.TSHARK_MARK, pytest.mark.timeout(90)]
 
 USERS = 10
 MESSAGES = 20  # per transport
