@@ -9,7 +9,7 @@ import sys
 import click
 
 from . import __version__
-from .config import ProfileError, load_profile
+from .config import Profile, ProfileError, load_profile
 from .net.loop import loop_factory, tune_gc
 from .node import Node
 
@@ -42,10 +42,7 @@ def run(profile_path: str | None, overrides: tuple[str, ...]) -> None:
             sys.exit(1)
 
 
-async def _serve(profile: object, loop_name: str) -> None:
-    from .config import Profile
-
-    assert isinstance(profile, Profile)
+async def _serve(profile: Profile, loop_name: str) -> None:
     node = Node(profile)
     main_task = asyncio.current_task()
     assert main_task is not None

@@ -61,6 +61,7 @@ class SipNode:
             max_message_size=sip.max_message_size, server_header=sip.server_header,
             metrics=metrics, log=log, debug=profile.log.level.upper() == "DEBUG",
             max_pending_relays=sip.max_pending_relays, retry_after=sip.overload_retry_after_s,
+            flow_open=self._flow_open,
         )
         self._datagrams = 0
         self._backlog_high = sip.overload_backlog_bytes
@@ -113,7 +114,15 @@ class SipNode:
         self.listeners.append(Listener(name, host, bound))
 
     async def run(self) -> None:
-        """Housekeeping until cancelled: registration expiry and idle connections."""
+        """Run until cancelled, under one TaskGroup: housekeeping, and the outgoing stream
+        connects the transports start (their parent is this group)."""
+        async with asyncio.TaskGroup() as tg:
+            for st in self._streams.values():
+                st.spawn = tg.create_task
+            tg.create_task(self._housekeeping())
+
+    async def _housekeeping(self) -> None:
+        """Registration expiry and idle connections, once a second."""
         while True:
             await asyncio.sleep(1.0)
             now = self._now()
@@ -134,6 +143,10 @@ class SipNode:
     def _now(self) -> float:
         assert self._loop is not None
         return self._loop.time()
+
+    def _flow_open(self, flow: Flow) -> bool:
+        st = self._streams.get(flow.transport)
+        return st is not None and (flow.host, flow.port) in st.connections
 
     def _local_via(self, transport: str) -> str:
         return self._vias.get(transport) or next(iter(self._vias.values()))

@@ -117,9 +117,12 @@ class ProxyCore:
         debug: bool = False,
         max_pending_relays: int = 20000,
         retry_after: int = 1,
+        flow_open: Callable[[Flow], bool] | None = None,
     ) -> None:
         self.router = router
         self._send = send
+        # Asks the adapter whether a connection-oriented flow is still open (a query, no I/O).
+        self._flow_open = flow_open or (lambda flow: True)
         self._local_via = local_via
         self.timers = timers
         self.max_message_size = max_message_size
@@ -306,15 +309,19 @@ class ProxyCore:
                            branches=len(d.targets))
 
     def _target_flow(self, b: Binding) -> Flow:
-        """Where to send a request for a binding: back over its registration flow for
-        connection-oriented transports (RFC 5626 style), else to the Contact's address."""
-        if b.flow.transport in _RELIABLE:
+        """Where to send a request for a binding (RFC 3261 §18.1.1, RFC 5626 style reuse):
+        back over the registration's own connection while it is open; otherwise to the
+        Contact's address over the transport it names (UDP by default)."""
+        if b.flow.transport in _RELIABLE and self._flow_open(b.flow):
             return b.flow
         uri = b.contact.uri
         if isinstance(uri, SipUri) and all(c in _IP_CHARS for c in uri.host):
             transport = (uri.param("transport") or "udp").lower()
-            if transport == "udp":
-                return Flow("udp", uri.host.strip("[]"), uri.port or 5060)
+            if uri.scheme == "sips" and transport == "tcp":
+                transport = "tls"
+            if transport in ("udp", "tcp", "tls"):
+                port = uri.port or (5061 if transport == "tls" else 5060)
+                return Flow(transport, uri.host.strip("[]"), port)
         return b.flow
 
     # -- responses -----------------------------------------------------------------------

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Callable
-from typing import cast
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
 
 from ..sip.errors import RemoteProtocolError
 from ..sip.parser import StreamFramer
@@ -104,6 +104,9 @@ class StreamTransport:
         self.connections: dict[tuple[str, int], StreamConnection] = {}
         self._connecting: dict[tuple[str, int], StreamConnection] = {}
         self._server: asyncio.Server | None = None
+        # Outgoing connects run as children of the node's TaskGroup once it runs (``spawn``);
+        # before that (or without one) they are tracked here and cancelled on close.
+        self.spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def listen(self, host: str, port: int) -> tuple[str, int]:
@@ -138,7 +141,8 @@ class StreamTransport:
         conn = StreamConnection(self)
         conn.pending.append(data)
         self._connecting[(host, port)] = conn
-        task = asyncio.get_running_loop().create_task(self._connect(conn, host, port))
+        coro = self._connect(conn, host, port)
+        task = (self.spawn or asyncio.get_running_loop().create_task)(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -150,3 +150,37 @@ async def test_no_fork_goes_to_the_most_recent_binding_only(ue_factory) -> None:
     resp = await a.message(B, extra=[("Request-Disposition", "no-fork")])
     assert resp.status == 200
     assert len(new.received) == 1 and old.received == []
+
+
+async def test_node_connects_out_over_tcp_to_a_contact_that_asks_for_it(
+        node: Node, ue_factory) -> None:
+    """A UE registered over UDP with Contact ;transport=tcp is reached by the node opening a
+    TCP connection to that address (RFC 3261 §18.1.1); the 200 comes back over it."""
+    from fivegmc.sip.message import make_response
+    from fivegmc.sip.parser import StreamFramer, parse_message
+
+    got: list[bytes] = []
+
+    async def ue_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        framer = StreamFramer()
+        while data := await reader.read(65536):
+            for raw in framer.feed(data):
+                got.append(raw)
+                req = parse_message(raw, stream=True)
+                writer.write(make_response(req, 200, to_tag="tcpue").to_bytes())  # type: ignore[arg-type]
+
+    server = await asyncio.start_server(ue_tcp, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        b = await ue_factory(B)
+        b_contact = f"<sip:{B}@127.0.0.1:{port};transport=tcp>"
+        req = b.build("REGISTER", "sip:ims.mnc000.mcc460.3gppnetwork.org",
+                      f"<sip:{B}@ims.mnc000.mcc460.3gppnetwork.org>",
+                      headers=[("Contact", b_contact), ("Expires", "600")])
+        assert (await b.request(req)).status == 200
+        a = await ue_factory(A)
+        resp = await a.message(B, "over a connection the node opened")
+        assert resp.status == 200
+        assert len(got) == 1 and b"SIP/2.0/TCP" in got[0]
+    finally:
+        server.close()
