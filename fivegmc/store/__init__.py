@@ -1,0 +1,1 @@
+"""Storage for the 5GMC: one narrow protocol (:mod:`.protocol`), three backends."""
