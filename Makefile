@@ -6,7 +6,6 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PKGS := sip-tester tshark
 PROFILE ?= profiles/lab.toml
 
 .PHONY: run test setup sysdeps lint typecheck unit bench clean
@@ -24,6 +23,7 @@ sysdeps:
 	@missing=""; \
 	command -v sipp >/dev/null || missing="$$missing sip-tester"; \
 	command -v tshark >/dev/null || missing="$$missing tshark"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \

@@ -84,5 +84,24 @@ def profile_check(path: str | None, overrides: tuple[str, ...]) -> None:
     click.echo(msgspec.json.format(msgspec.json.encode(prof), indent=2).decode())
 
 
+@main.group()
+def cdr() -> None:
+    """Charging data record (CDR) files."""
+
+
+@cdr.command("dump")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--allow-truncated", is_flag=True,
+              help="Warn about a file cut inside its last record (a crash) instead of failing.")
+def cdr_dump(paths: tuple[str, ...], allow_truncated: bool) -> None:
+    """Print the records of CDR FILE... as JSON lines, in the order given."""
+    from .obs.cdr import CdrFileError, dump
+
+    try:
+        dump(paths, sys.stdout, on_truncated="warn" if allow_truncated else "raise")
+    except CdrFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 if __name__ == "__main__":
     main()
