@@ -92,8 +92,12 @@ class Registrar:
 
     config: RegistrarConfig
     _bindings: dict[str, list[Binding]] = field(default_factory=dict)
-    _heap: list[tuple[float, int, str, str]] = field(default_factory=list)
-    _seq: int = 0
+    #: (expires_at, aor, contact_key): ties order by AoR and contact, no counter needed.
+    _heap: list[tuple[float, str, str]] = field(default_factory=list)
+    #: Identical Contact parameter tuples (the same client's feature tags) shared by every
+    #: binding that has them: at a million registrations they are most of the memory.
+    _shared_params: dict[tuple[tuple[str, str | None], ...],
+                         tuple[tuple[str, str | None], ...]] = field(default_factory=dict)
     _count: int = 0
 
     @property
@@ -181,9 +185,11 @@ class Registrar:
                     changed = True
                 continue
             instance = contact.param("+sip.instance")
+            contact.params = self._share(contact.params)
             by_key[key] = Binding(
                 aor=aor, contact=contact, contact_key=key, expires_at=now + expires,
-                call_id=call_id, cseq=cseq, flow=flow, q=q, feature_tags=feature_tags(contact),
+                call_id=call_id, cseq=cseq, flow=flow, q=q,
+                feature_tags=self._share(feature_tags(contact)),
                 instance=instance, registered_at=now,
             )
             changed = True
@@ -192,9 +198,16 @@ class Registrar:
         result = list(by_key.values())
         self._set(aor, result)
         for b in result:
-            self._seq += 1
-            heapq.heappush(self._heap, (b.expires_at, self._seq, aor, b.contact_key))
+            if b.registered_at == now and b.call_id == call_id and b.cseq == cseq:
+                heapq.heappush(self._heap, (b.expires_at, aor, b.contact_key))  # new/refreshed
         return RegisterOutcome(200, bindings=tuple(result), changed=changed)
+
+    def _share(
+        self, params: tuple[tuple[str, str | None], ...]
+    ) -> tuple[tuple[str, str | None], ...]:
+        if len(self._shared_params) > 100_000:
+            self._shared_params.clear()  # bounded: a flood of distinct params must not grow it
+        return self._shared_params.setdefault(params, params)
 
     def _set(self, aor: str, bindings: list[Binding]) -> None:
         old = self._bindings.get(aor)
@@ -212,7 +225,7 @@ class Registrar:
         removed: list[Binding] = []
         heap = self._heap
         while heap and heap[0][0] <= now:
-            _, _, aor, key = heapq.heappop(heap)
+            _, aor, key = heapq.heappop(heap)
             found = self._bindings.get(aor)
             if not found:
                 continue
