@@ -224,6 +224,32 @@ class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     format: Literal["json", "console"] = "json"
 
 
+class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[store]``: where accepted messages, registrations and traces are kept."""
+
+    #: Backend: "sqlite" (embedded, durable), "memory" (lost on exit) or "redis" (shared).
+    kind: Literal["memory", "sqlite", "redis"] = "sqlite"
+    #: SQLite file; a relative path is taken from the working directory.
+    path: str = ".fivegmc-data/store.db"
+    #: Redis URL for kind = "redis".
+    url: str = "redis://127.0.0.1:6379/0"
+    #: At most this many messages waiting for delivery; beyond it new ones get 503.
+    max_stored: int = 1_000_000
+
+
+class MessagingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[messaging]``: store-and-forward policy of the 5GMC."""
+
+    #: Accept MESSAGEs for offline 5G-message subscribers (202) and deliver them later;
+    #: false answers 480 instead.
+    store_and_forward: bool = True
+    #: How long a stored message is kept before it expires (seconds; 7 days).
+    validity_s: float = 604800.0
+    #: First retry of a failed delivery after this long, doubling up to retry_max_s.
+    retry_initial_s: float = 5.0
+    retry_max_s: float = 600.0
+
+
 class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One lab operator node, as described by a profile TOML file."""
 
@@ -239,6 +265,10 @@ class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     admin: AdminConfig = AdminConfig()
     #: Logging.
     log: LogConfig = LogConfig()
+    #: Storage backend.
+    store: StoreConfig = StoreConfig()
+    #: Store-and-forward policy.
+    messaging: MessagingConfig = MessagingConfig()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -504,6 +534,11 @@ def _check(profile: Profile, base_dir: Path | None) -> list[_Problem]:
     problems += _check_auth(profile.auth, profile.operator)
     problems += _check_listeners(profile)
     problems += _check_admin(profile.admin)
+    problems += _positive("store.max_stored", profile.store.max_stored)
+    problems += _positive("messaging.validity_s", profile.messaging.validity_s)
+    problems += _positive("messaging.retry_initial_s", profile.messaging.retry_initial_s)
+    if profile.messaging.retry_max_s < profile.messaging.retry_initial_s:
+        problems.append(("messaging.retry_max_s", "expected >= messaging.retry_initial_s"))
     if profile.log.level not in LOG_LEVELS:
         problems.append(
             ("log.level", f"expected one of {', '.join(LOG_LEVELS)}, got {profile.log.level!r}")

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -16,6 +17,8 @@ from .config import Profile
 from .obs.admin import AdminServer
 from .obs.logging import make_logger
 from .obs.metrics import SipMetrics
+from .store.factory import open_store
+from .store.protocol import Store
 
 
 @dataclass
@@ -29,7 +32,12 @@ class Node:
             self.log = make_logger(self.profile.log.level, self.profile.log.format,
                                    self.profile.operator.name)
         self.metrics = SipMetrics(self.registry)
-        self.sip = SipNode(self.profile, self.metrics, self.log)
+        cfg = self.profile.store
+        if cfg.kind == "sqlite":
+            Path(cfg.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.store: Store = open_store(cfg.kind, path=cfg.path, url=cfg.url,
+                                       max_stored=cfg.max_stored)
+        self.sip = SipNode(self.profile, self.metrics, self.log, self.store)
         self.admin = AdminServer(self.registry, self._health)
         self.endpoints: list[str] = []
 
@@ -53,6 +61,11 @@ class Node:
         raise KeyError(transport)
 
     async def start(self) -> list[str]:
+        await self.store.open()  # before any listener: stored messages must be reachable
+        self.endpoints.append(f"store/{self.profile.store.kind} "
+                              + (self.profile.store.path if self.profile.store.kind == "sqlite"
+                                 else self.profile.store.url
+                                 if self.profile.store.kind == "redis" else "(in memory)"))
         for lst in await self.sip.start():
             self.endpoints.append(str(lst))
         if self.profile.admin.enabled:
@@ -67,6 +80,7 @@ class Node:
     async def close(self) -> None:
         await self.sip.close()
         await self.admin.close()
+        await self.store.close()
 
 
 @asynccontextmanager

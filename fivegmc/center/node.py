@@ -21,6 +21,8 @@ from ..obs.metrics import SipMetrics
 from ..sip.digest import NonceManager
 from ..sip.errors import RemoteProtocolError
 from ..sip.transaction import TimerConfig
+from ..store.protocol import Store
+from .forwarding import StoreAndForward
 from .proxy import ProxyCore, reason_for, salvage_response
 
 TIMER_TICK = 0.01
@@ -39,7 +41,8 @@ class Listener:
 class SipNode:
     """Owns the SIP listeners, the proxy core, its timer, and the registrar."""
 
-    def __init__(self, profile: Profile, metrics: SipMetrics, log: Any) -> None:
+    def __init__(self, profile: Profile, metrics: SipMetrics, log: Any,
+                 store: Store | None = None) -> None:
         self.profile = profile
         self.metrics = metrics
         self.log = log
@@ -65,6 +68,12 @@ class SipNode:
         )
         self._datagrams = 0
         self._backlog_high = sip.overload_backlog_bytes
+        self.forwarding: StoreAndForward | None = None
+        if store is not None and profile.messaging.store_and_forward:
+            self.forwarding = StoreAndForward(profile, store, self.core, self.registrar,
+                                              self.core.target_flow, log, self._now)
+            self.core.store_handler = self.forwarding.on_store
+            self.router.on_registered = self.forwarding.on_registered
         metrics.watch_registrar(lambda: self.registrar.binding_count,
                                 lambda: self.registrar.aor_count)
         self._udp: UdpEndpoint | None = None
@@ -119,6 +128,9 @@ class SipNode:
         async with asyncio.TaskGroup() as tg:
             for st in self._streams.values():
                 st.spawn = tg.create_task
+            if self.forwarding is not None:
+                self.forwarding.bind(tg.create_task)
+                tg.create_task(self.forwarding.run())
             tg.create_task(self._housekeeping())
 
     async def _housekeeping(self) -> None:

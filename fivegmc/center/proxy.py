@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.registrar import Binding, Flow
-from ..core.routing import Absorb, Decision, Relay, Reply, Router, loop_hash
+from ..core.routing import Absorb, Decision, Relay, Reply, Router, Store, loop_hash
 from ..obs.metrics import SipMetrics
 from ..sip.errors import RemoteProtocolError, is_digits
 from ..sip.headers import Headers, split_list
@@ -72,15 +72,27 @@ class _ServerSide:
 
 
 class _ClientSide:
-    __slots__ = ("armed", "flow", "key", "server", "txn")
+    """A client transaction: a branch of a relayed request (``server`` set), or a request the
+    node originates itself (``on_final`` set, e.g. a store-and-forward delivery)."""
+
+    __slots__ = ("armed", "flow", "key", "on_final", "server", "txn")
 
     def __init__(self, key: Any, txn: NonInviteClientTransaction, flow: Flow,
-                 server: _ServerSide) -> None:
+                 server: _ServerSide | None,
+                 on_final: Callable[[int], None] | None = None) -> None:
         self.key = key
         self.txn = txn
         self.flow = flow
         self.server = server
+        self.on_final = on_final
         self.armed: int | None = None
+
+    def settle(self, status: int) -> None:
+        """Report the final outcome of an originated request, once."""
+        callback = self.on_final
+        if callback is not None:
+            self.on_final = None
+            callback(status)
 
 
 #: 4xx answers a UAC can act on, preferred among 4xx (RFC 3261 §16.7 step 6).
@@ -118,11 +130,14 @@ class ProxyCore:
         max_pending_relays: int = 20000,
         retry_after: int = 1,
         flow_open: Callable[[Flow], bool] | None = None,
+        on_store: Callable[[Request, str, object], None] | None = None,
     ) -> None:
         self.router = router
         self._send = send
         # Asks the adapter whether a connection-oriented flow is still open (a query, no I/O).
         self._flow_open = flow_open or (lambda flow: True)
+        # Store decisions go to this handler, which answers later through :meth:`answer`.
+        self.store_handler = on_store
         self._local_via = local_via
         self.timers = timers
         self.max_message_size = max_message_size
@@ -258,8 +273,38 @@ class ProxyCore:
         self._servers[key] = side
         if isinstance(decision, Reply):
             self._reply(side, decision, now)
+        elif isinstance(decision, Store):
+            if self.store_handler is None:
+                self._reply(side, Reply(480, log_reason="store-and-forward unavailable"), now)
+            else:
+                self.store_handler(req, decision.number, side)  # answered via answer()
         else:
             self._relay(side, decision, now)
+
+    def answer(self, token: object, status: int, now: float, reason: str | None = None,
+               headers: tuple[tuple[str, str], ...] = ()) -> None:
+        """Send the final response for a request handed to the adapter (a Store decision)."""
+        assert isinstance(token, _ServerSide)
+        if token.context_done or token.request is None:
+            return
+        self._reply(token, Reply(status, reason, headers), now)
+
+    def originate(self, data: bytes, flow: Flow, branch: str, method: str,
+                  on_final: Callable[[int], None], now: float) -> None:
+        """Send a request of the node's own (e.g. a stored MESSAGE) in a client transaction;
+        ``on_final`` gets the final status, 408 on timeout, 503 on a transport error."""
+        txn = NonInviteClientTransaction(branch, data, reliable=flow.transport in _RELIABLE,
+                                         timers=self.timers)
+        ckey = (branch, method)
+        client = _ClientSide(ckey, txn, flow, None, on_final)
+        self._clients[ckey] = client
+        self._client_events(client, txn.start(now), now)
+
+    def new_branch(self) -> str:
+        return f"{MAGIC_COOKIE}{self._tag_prefix}o{next(self._branch_seq):x}"
+
+    def local_via(self, transport: str) -> str:
+        return self._local_via(transport)
 
     def _cancel_matches(self, branch: str | None, sent_by: str) -> bool:
         if branch is None or not branch.startswith(MAGIC_COOKIE):
@@ -308,6 +353,9 @@ class ProxyCore:
             self.log.debug("request relayed", method=req.method, uri=req.uri,
                            branches=len(d.targets))
 
+    def target_flow(self, b: Binding) -> Flow:
+        return self._target_flow(b)
+
     def _target_flow(self, b: Binding) -> Flow:
         """Where to send a request for a binding (RFC 3261 §18.1.1, RFC 5626 style reuse):
         back over the registration's own connection while it is open; otherwise to the
@@ -344,11 +392,21 @@ class ProxyCore:
                 self._send(ev.data, client.flow)
             elif isinstance(ev, ResponseReceived):
                 assert resp is not None
-                self._branch_response(client, resp, now)
+                if client.server is None:
+                    if resp.status >= 200:
+                        client.settle(resp.status)
+                else:
+                    self._branch_response(client, resp, now)
             elif isinstance(ev, TransactionTimedOut):
-                self._branch_final(client.server, 408, None, now)  # §16.8
+                if client.server is None:
+                    client.settle(408)
+                else:
+                    self._branch_final(client.server, 408, None, now)  # §16.8
             elif isinstance(ev, TransportErrorOccurred):
-                self._branch_final(client.server, 503, None, now)  # §16.9
+                if client.server is None:
+                    client.settle(503)
+                else:
+                    self._branch_final(client.server, 503, None, now)  # §16.9
             elif isinstance(ev, TransactionTerminated):
                 self._clients.pop(client.key, None)
                 client.armed = None
@@ -359,6 +417,7 @@ class ProxyCore:
 
     def _branch_response(self, client: _ClientSide, resp: Response, now: float) -> None:
         side = client.server
+        assert side is not None  # originated requests are settled in _client_events
         status = resp.status
         if status < 200:
             if status == 100 or side.context_done:

@@ -63,13 +63,21 @@ class Relay:
 
 
 @dataclass(frozen=True, slots=True)
+class Store:
+    """Accept for store-and-forward: the subscriber is offline (issue 3). The adapter stores
+    the message durably and answers 202 only after that."""
+
+    number: str
+
+
+@dataclass(frozen=True, slots=True)
 class Absorb:
     """Nothing to answer (a stray ACK, §17.2.3: matched by no transaction)."""
 
     why: str
 
 
-Decision = Reply | Relay | Absorb
+Decision = Reply | Relay | Store | Absorb
 
 
 def loop_hash(req: Request) -> str:
@@ -95,6 +103,7 @@ class Router:
         local_sent_by: Callable[[], frozenset[str]],
         nonces: digest.NonceManager | None = None,
         wall_clock: Callable[[], float] | None = None,
+        on_registered: Callable[[str], None] | None = None,
     ) -> None:
         self.profile = profile
         self.registrar = registrar
@@ -103,6 +112,8 @@ class Router:
         self.nonces = nonces
         # Nonces carry wall-clock time (so they survive a restart); timers use ``now``.
         self.wall_clock = wall_clock
+        # Told after every successful REGISTER that leaves bindings (store-and-forward delivers).
+        self.on_registered = on_registered
         op = profile.operator
         self.home_domain = op.home_domain.lower()
         self.local_domains = {self.home_domain, *(d.lower() for d in op.local_domains)}
@@ -250,6 +261,8 @@ class Router:
             return Reply(423, headers=(("Min-Expires", str(outcome.min_expires)),))
         if outcome.status != 200:
             return Reply(outcome.status, outcome.reason, log_reason=outcome.reason)
+        if outcome.bindings and self.on_registered is not None:
+            self.on_registered(number)
         headers = tuple(
             ("Contact", _with_expires(b.contact, b.remaining(now))) for b in outcome.bindings
         )
@@ -290,6 +303,8 @@ class Router:
                          log_reason="MESSAGE to an SMS-only subscriber")
         bindings = self.registrar.lookup(number, now)
         if not bindings:
+            if self.profile.messaging.store_and_forward:
+                return Store(number)
             return Reply(480, log_reason="recipient not registered")
         disposition = req.headers.get("Request-Disposition")
         if disposition is not None and len(bindings) > 1 and "no-fork" in disposition.lower():

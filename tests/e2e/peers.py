@@ -383,6 +383,7 @@ def fivegmc_node(workdir: Path, extra_sets: Sequence[str] = (), profile: Path | 
         f"sip.tcp_port={sip_port}",
         f"admin.port={admin_port}",
         f"log.level={log_level}",
+        f"store.path={workdir / 'store.db'}",  # the node's SQLite store lives in the workdir
         *extra_sets,
     ]
     for item in sets:

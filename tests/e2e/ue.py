@@ -25,7 +25,7 @@ CPIM = (
     "DateTime: 2026-11-21T12:00:00Z\r\n"
     "NS: imdn <urn:ietf:params:imdn>\r\n"
     "imdn.Message-ID: {mid}\r\n"
-    "imdn.Disposition-Notification: positive-delivery, display\r\n"
+    "imdn.Disposition-Notification: {disp}\r\n"
     "\r\n"
     "Content-Type: text/plain;charset=UTF-8\r\n"
     "Content-Length: {n}\r\n"
@@ -34,10 +34,11 @@ CPIM = (
 )
 
 
-def cpim_body(frm: str, to: str, text: str, mid: str | None = None) -> bytes:
+def cpim_body(frm: str, to: str, text: str, mid: str | None = None,
+              disposition: str = "positive-delivery, display") -> bytes:
     raw = text.encode()
     return CPIM.format(frm=frm, to=to, mid=mid or uuid.uuid4().hex, n=len(raw),
-                       text=text).encode()
+                       text=text, disp=disposition).encode()
 
 
 @dataclass
@@ -185,14 +186,15 @@ class UE:
 
     async def message(self, to: str, text: str = "hello", *, mid: str | None = None,
                       extra: list[tuple[str, str]] | None = None, timeout: float = 5.0,
-                      domain: str = DOMAIN) -> Response:
+                      domain: str = DOMAIN,
+                      disposition: str = "positive-delivery, display") -> Response:
         uri = f"sip:{to}@{domain}"
         req = self.build("MESSAGE", uri, f"<{uri}>", headers=[
             ("Content-Type", "message/cpim"),
             ("Accept-Contact",
              '*;+g.3gpp.icsi-ref="urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.msg"'),
             *(extra or []),
-        ], body=cpim_body(self.number, to, text, mid))
+        ], body=cpim_body(self.number, to, text, mid, disposition))
         return await self.request(req, timeout)
 
     async def options(self, to: str) -> Response:

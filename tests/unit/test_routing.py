@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from fivegmc.config import Profile
+from fivegmc.config import Profile, load_profile
 from fivegmc.core.registrar import Flow
-from fivegmc.core.routing import Absorb, Decision, Relay, Reply, Router, loop_hash
+from fivegmc.core.routing import Absorb, Decision, Relay, Reply, Router, Store, loop_hash
 from fivegmc.sip import digest
 from fivegmc.sip.errors import RemoteProtocolError
 from fivegmc.sip.message import Request
@@ -245,13 +245,18 @@ def test_message_for_a_user_phone_uri_with_visual_separators_is_routed(lab: Lab)
     assert isinstance(lab.route(req), Relay)
 
 
-def test_message_to_an_unregistered_rcs_user_is_480(lab: Lab) -> None:
+def test_message_to_an_unregistered_rcs_user_is_stored(lab: Lab) -> None:
+    assert lab.route(message(BOB)) == Store(BOB)  # store-and-forward (issue 3)
+
+
+def test_message_to_an_unregistered_rcs_user_is_480_without_store_and_forward() -> None:
+    lab = Lab(load_profile(None, ("messaging.store_and_forward=false",)))
     assert lab.reply(message(BOB)).status == 480
 
 
-def test_message_to_a_user_whose_binding_expired_is_480(lab: Lab) -> None:
+def test_message_to_a_user_whose_binding_expired_is_stored(lab: Lab) -> None:
     lab.online(BOB, UDP_B, now=0.0)
-    assert lab.reply(message(BOB), now=3600.0).status == 480
+    assert lab.route(message(BOB), now=3600.0) == Store(BOB)
 
 
 def test_message_to_an_sms_only_user_is_480(lab: Lab) -> None:

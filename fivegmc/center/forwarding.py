@@ -1,0 +1,241 @@
+"""Store-and-forward for the 5GMC (issue 3): nothing accepted is lost.
+
+A pager MESSAGE for a provisioned 5G-message subscriber who is offline is stored durably and
+only then answered 202 Accepted. When the subscriber registers, its messages are delivered in
+the order they were stored, one at a time, each as a new MESSAGE from the node to the UE's best
+binding; a failed attempt is retried with doubling backoff (and stops the queue, so order is
+kept). A message that outlives its validity expires, and the sender gets a negative-delivery
+IMDN (RFC 5438) when it asked for one. Duplicates (same sender and ``imdn.Message-ID``) are
+answered 202 and stored and delivered once.
+
+The asyncio side of the feature: the SIP work goes through :class:`ProxyCore` (``answer`` for
+the 202, ``originate`` for deliveries), storage through the :class:`Store` protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..config import Profile
+from ..core.registrar import Binding, Registrar
+from ..cpim import build_imdn_report_cpim, parse_cpim
+from ..sip.errors import RemoteProtocolError
+from ..sip.message import Request
+from ..sip.uri import aor_key
+from ..store.protocol import (
+    Store,
+    StoredMessage,
+    StoreError,
+    StoreFull,
+    TraceEvent,
+)
+from .proxy import ProxyCore
+
+#: Request headers that belong to one hop or one transaction and are not stored.
+_HOP_HEADERS = frozenset(h.lower() for h in (
+    "Via", "Max-Forwards", "Call-ID", "CSeq", "Content-Length", "Route", "Record-Route",
+    "Proxy-Authorization", "Authorization", "Proxy-Require", "Contact",
+))
+
+
+class StoreAndForward:
+    def __init__(self, profile: Profile, store: Store, core: ProxyCore, registrar: Registrar,
+                 target_flow: Callable[[Binding], Any], log: Any,
+                 now: Callable[[], float], wall: Callable[[], float] = time.time) -> None:
+        self.profile = profile
+        self.store = store
+        self.core = core
+        self.registrar = registrar
+        self.target_flow = target_flow
+        self.log = log
+        self.now = now  # loop clock, for SIP timers
+        self.wall = wall  # wall clock, for what is stored
+        self.domain = profile.operator.home_domain
+        self._spawn: Callable[[Awaitable[None]], Any] | None = None
+        self._delivering: set[str] = set()
+
+    def bind(self, spawn: Callable[[Any], Any]) -> None:
+        """Give the service its parent: the node's TaskGroup ``create_task``."""
+        self._spawn = spawn
+
+    def _start(self, coro: Any) -> None:
+        if self._spawn is None:
+            coro.close()
+            return
+        self._spawn(coro)
+
+    # -- accepting ---------------------------------------------------------------------------
+    def on_store(self, req: Request, number: str, token: object) -> None:
+        """ProxyCore hands over a MESSAGE for an offline subscriber (a Store decision)."""
+        try:
+            msg = self._stored_form(req, number)
+        except RemoteProtocolError as exc:
+            self.core.answer(token, 400, self.now(), f"Bad Request ({exc.reason})")
+            return
+        self._start(self._accept(msg, token))
+
+    def _stored_form(self, req: Request, number: str) -> StoredMessage:
+        ctype = (req.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        imdn_id: str | None = None
+        if ctype == "message/cpim":
+            imdn_id = parse_cpim(req.body).message_id  # malformed CPIM → 400 (issue 3)
+        sender = aor_key(req.from_().uri) or str(req.from_().uri)
+        now = self.wall()
+        return StoredMessage(
+            id=uuid.uuid4().hex, recipient=number, sender=sender, imdn_message_id=imdn_id,
+            received_at=now, expires_at=now + self.profile.messaging.validity_s,
+            content_type=req.headers.get("Content-Type") or "",
+            body=req.body,
+            headers=tuple((n, v) for n, v in req.headers if n.lower() not in _HOP_HEADERS),
+            next_attempt_at=now,
+        )
+
+    async def _accept(self, msg: StoredMessage, token: object) -> None:
+        try:
+            result = await self.store.put_message(msg)
+        except StoreFull:
+            self.core.answer(token, 503, self.now(), "Message store full",
+                             (("Retry-After", "60"),))
+            return
+        except StoreError as exc:
+            self.log.warning("store unavailable: answering 503", error=str(exc))
+            self.core.answer(token, 503, self.now(), "Message store unavailable",
+                             (("Retry-After", "5"),))
+            return
+        if not result.duplicate:
+            await self._trace(result.id, "stored", f"for {msg.recipient}")
+        self.core.answer(token, 202, self.now())  # only now: the message is durable
+        if not result.duplicate and self.registrar.lookup(msg.recipient, self.now()):
+            self.on_registered(msg.recipient)  # registered meanwhile: deliver now
+
+    # -- delivering --------------------------------------------------------------------------
+    def on_registered(self, number: str) -> None:
+        """The subscriber registered (or refreshed): deliver what waits for it, in order."""
+        if number in self._delivering:
+            return
+        self._delivering.add(number)
+        self._start(self._deliver(number))
+
+    async def _deliver(self, number: str) -> None:
+        try:
+            while True:
+                batch = await self.store.pending(number, limit=50)
+                if not batch:
+                    return
+                for msg in batch:
+                    if msg.next_attempt_at > self.wall():
+                        return  # backing off; the housekeeping loop comes back for it
+                    if not await self._deliver_one(msg):
+                        return  # keep the order: later ones wait behind this one
+        except StoreError as exc:
+            self.log.warning("store unavailable during delivery", error=str(exc))
+        finally:
+            self._delivering.discard(number)
+
+    async def _deliver_one(self, msg: StoredMessage) -> bool:
+        bindings = self.registrar.lookup(msg.recipient, self.now())
+        if not bindings:
+            return False
+        status = await self._send(msg, bindings[0])
+        if 200 <= status < 300:
+            await self.store.mark_delivered(msg.id, self.wall())
+            await self._trace(msg.id, "delivered", f"status {status}")
+            return True
+        backoff = min(self.profile.messaging.retry_initial_s * 2 ** msg.attempts,
+                      self.profile.messaging.retry_max_s)
+        await self.store.mark_attempt(msg.id, self.wall() + backoff)
+        await self._trace(msg.id, "delivery-failed", f"status {status}, retry in {backoff:g}s")
+        return False
+
+    def _send(self, msg: StoredMessage, binding: Binding) -> asyncio.Future[int]:
+        """Originate the stored MESSAGE towards one binding; resolves to the final status."""
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        flow = self.target_flow(binding)
+        branch = self.core.new_branch()
+        lines = [
+            f"MESSAGE {binding.contact.uri} SIP/2.0",
+            f"Via: {self.core.local_via(flow.transport)};branch={branch}",
+            "Max-Forwards: 70",
+            *(f"{n}: {v}" for n, v in msg.headers),
+            f"Call-ID: {msg.id}-{msg.attempts}@{self.domain}",
+            "CSeq: 1 MESSAGE",
+            f"Content-Length: {len(msg.body)}",
+            "",
+            "",
+        ]
+        data = "\r\n".join(lines).encode("utf-8", "surrogateescape") + msg.body
+
+        def settle(status: int) -> None:
+            if not fut.done():
+                fut.set_result(status)
+
+        self.core.originate(data, flow, branch, "MESSAGE", settle, self.now())
+        return fut
+
+    # -- housekeeping ------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Once a second: expire what outlived its validity, retry what is due."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self._expire()
+                for msg in await self.store.due(self.wall(), limit=1000):
+                    if self.registrar.lookup(msg.recipient, self.now()):
+                        self.on_registered(msg.recipient)
+            except StoreError as exc:
+                self.log.warning("store unavailable in housekeeping", error=str(exc))
+
+    async def _expire(self) -> None:
+        for msg in await self.store.expire(self.wall(), limit=1000):
+            await self._trace(msg.id, "expired")
+            await self._negative_imdn(msg)
+
+    async def _negative_imdn(self, msg: StoredMessage) -> None:
+        """RFC 5438 §6.3: a failed delivery reported to a sender that asked for it, as a
+        MESSAGE from the node's domain that is stored and delivered like any other."""
+        if msg.content_type.split(";", 1)[0].strip().lower() != "message/cpim":
+            return
+        try:
+            cpim = parse_cpim(msg.body)
+        except RemoteProtocolError:
+            return
+        if "negative-delivery" not in cpim.disposition_notification or not cpim.message_id:
+            return
+        if not msg.sender.startswith("+"):
+            return  # not one of our subscribers (the NNI issue routes these)
+        now = self.wall()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        body = build_imdn_report_cpim(
+            from_=f"<sip:{msg.recipient}@{self.domain}>", to=f"<sip:{msg.sender}@{self.domain}>",
+            message_id=uuid.uuid4().hex, datetime=stamp, original_message_id=cpim.message_id,
+            original_datetime=cpim.datetime or stamp, kind="delivery", status="failed",
+        )
+        report = StoredMessage(
+            id=uuid.uuid4().hex, recipient=msg.sender, sender=msg.recipient,
+            imdn_message_id=None, received_at=now,
+            expires_at=now + self.profile.messaging.validity_s, content_type="message/cpim",
+            body=body,
+            headers=(("From", f"<sip:{msg.recipient}@{self.domain}>;tag={uuid.uuid4().hex[:8]}"),
+                     ("To", f"<sip:{msg.sender}@{self.domain}>"),
+                     ("Content-Type", "message/cpim")),
+            next_attempt_at=now,
+        )
+        try:
+            await self.store.put_message(report)
+        except StoreError as exc:
+            self.log.warning("could not store a negative-delivery IMDN", error=str(exc))
+            return
+        await self._trace(msg.id, "imdn-sent", "negative-delivery (failed)")
+        if self.registrar.lookup(msg.sender, self.now()):
+            self.on_registered(msg.sender)
+
+    async def _trace(self, msg_id: str, event: str, detail: str = "") -> None:
+        # a lost trace line must never lose or delay the message itself
+        with contextlib.suppress(StoreError):
+            await self.store.add_trace(msg_id, TraceEvent(at=self.wall(), event=event,
+                                                          detail=detail))
