@@ -12,6 +12,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from .center.admin_api import add_routes as add_admin_routes
 from .center.node import Listener, SipNode
 from .config import Profile
 from .obs.admin import AdminServer
@@ -39,6 +40,7 @@ class Node:
                                        max_stored=cfg.max_stored)
         self.sip = SipNode(self.profile, self.metrics, self.log, self.store)
         self.admin = AdminServer(self.registry, self._health)
+        add_admin_routes(self.admin.app, self.sip, self.store)
         self.endpoints: list[str] = []
 
     def _health(self) -> dict[str, Any]:

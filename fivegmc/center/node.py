@@ -152,6 +152,10 @@ class SipNode:
             await st.close()
 
     # -- plumbing between transports and the core ----------------------------------------
+    def now(self) -> float:
+        """The loop clock the registrar and timers run on."""
+        return self._now()
+
     def _now(self) -> float:
         assert self._loop is not None
         return self._loop.time()

@@ -145,3 +145,45 @@ async def _restart_safety(tmp_path: Path) -> None:
         assert set(delivered) <= set(sent), "a message was invented"
     finally:
         node.stop()
+
+
+async def test_admin_api_shows_registrations_capabilities_and_message_trace(
+        ue_factory, node) -> None:  # type: ignore[no-untyped-def]
+    import aiohttp
+
+    host, port = node.admin.address
+    base = f"http://{host}:{port}/admin/v1"
+    a = await ue_factory(A)
+    assert (await a.message(B, "trace me")).status == 202
+    b = await ue_factory(B)
+    await b.register()
+    await wait_for(lambda: len(b.received) == 1)
+    await asyncio.sleep(0.2)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/registrations/{B}") as r:
+            assert r.status == 200
+            reg = await r.json()
+            assert reg["bindings"][0]["feature_tags"]["+g.3gpp.icsi-ref"].startswith('"urn')
+        async with http.get(f"{base}/registrations") as r:
+            assert (await r.json())["count"] == 1
+        async with http.get(f"{base}/registrations/{A}") as r:
+            assert r.status == 404 and "error" in await r.json()
+        async with http.get(f"{base}/capabilities/{B}") as r:
+            cap = await r.json()
+            assert cap["rcs"] is True and cap["sip_status"] == 200
+        async with http.get(f"{base}/capabilities/+8613900000001") as r:
+            cap = await r.json()
+            assert (cap["subscriber"], cap["rcs"], cap["sip_status"]) == ("sms_only", False, 200)
+        async with http.get(f"{base}/capabilities/{A}") as r:
+            assert (await r.json())["sip_status"] == 480  # RCS, not registered
+        delivered = await node.store.count(__import__(
+            "fivegmc.store.protocol", fromlist=["MessageState"]).MessageState.DELIVERED)
+        assert delivered == 1
+        msg_id = b.received[0].call_id().split("-")[0]  # the node's id leads the Call-ID
+        async with http.get(f"{base}/messages/{msg_id}") as r:
+            assert r.status == 200
+            info = await r.json()
+            assert info["state"] == "delivered"
+            assert [e["event"] for e in info["trace"]] == ["stored", "delivered"]
+        async with http.get(f"{base}/messages/nope") as r:
+            assert r.status == 404

@@ -1,0 +1,100 @@
+"""The 5GMC's admin read API on the admin HTTP server (``/admin/v1/…``):
+
+- ``GET /admin/v1/registrations`` and ``/admin/v1/registrations/{number}``: bindings and the
+  capabilities (feature tags) each UE registered;
+- ``GET /admin/v1/capabilities/{number}``: the capability answer the node gives for a number
+  (protocols.md §4 semantics), for tools and the MaaP capability API;
+- ``GET /admin/v1/messages/{id}``: a stored message's state and its trace (received, stored,
+  delivery attempts, delivered, expired, IMDN sent …).
+
+Errors are JSON ``{"error": "..."}`` with a 4xx status.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from ..core.capability import capability_answer
+from ..core.registrar import Binding
+from ..store.protocol import Store, StoreError
+from .node import SipNode
+
+
+def _binding_json(b: Binding, now: float) -> dict[str, Any]:
+    return {
+        "contact": str(b.contact.uri),
+        "expires_in": b.remaining(now),
+        "q": b.q,
+        "flow": {"transport": b.flow.transport, "host": b.flow.host, "port": b.flow.port},
+        "feature_tags": {name: value for name, value in b.feature_tags},
+        "instance": b.instance,
+    }
+
+
+def _error(status: int, text: str) -> web.Response:
+    return web.json_response({"error": text}, status=status)
+
+
+def add_routes(app: web.Application, sip: SipNode, store: Store) -> None:
+    async def registrations(request: web.Request) -> web.Response:
+        now = sip.now()
+        out = []
+        for aor in sorted(sip.registrar.all_aors()):
+            bindings = sip.registrar.lookup(aor, now)
+            if bindings:
+                out.append({"aor": aor, "bindings": [_binding_json(b, now) for b in bindings]})
+        return web.json_response({"count": len(out), "registrations": out})
+
+    async def registration(request: web.Request) -> web.Response:
+        number = request.match_info["number"]
+        now = sip.now()
+        bindings = sip.registrar.lookup(number, now)
+        if not bindings:
+            return _error(404, f"{number} has no registration")
+        return web.json_response({"aor": number,
+                                  "bindings": [_binding_json(b, now) for b in bindings]})
+
+    async def capabilities(request: web.Request) -> web.Response:
+        number = request.match_info["number"]
+        kind = sip.directory.kind(number)
+        bindings = sip.registrar.lookup(number, sip.now())
+        answer = capability_answer(kind, bindings)
+        return web.json_response({
+            "number": number,
+            "subscriber": kind.value,
+            "registered": bool(bindings),
+            "rcs": answer.status == 200 and bool(answer.tags),
+            "sip_status": answer.status,  # what an OPTIONS query is answered with
+            "feature_tags": {name: value for name, value in answer.tags},
+        })
+
+    async def message(request: web.Request) -> web.Response:
+        msg_id = request.match_info["id"]
+        try:
+            msg = await store.get_message(msg_id)
+            trace = await store.trace(msg_id)
+        except StoreError as exc:
+            return _error(503, f"message store unavailable: {exc}")
+        if msg is None:
+            return _error(404, f"no message {msg_id}")
+        return web.json_response({
+            "id": msg.id, "state": msg.state.value, "recipient": msg.recipient,
+            "sender": msg.sender, "imdn_message_id": msg.imdn_message_id,
+            "content_type": msg.content_type, "body_size": len(msg.body),
+            "received_at": _iso(msg.received_at), "expires_at": _iso(msg.expires_at),
+            "attempts": msg.attempts,
+            "trace": [{"at": _iso(e.at), "event": e.event, "detail": e.detail}
+                      for e in trace],
+        })
+
+    app.router.add_get("/admin/v1/registrations", registrations)
+    app.router.add_get("/admin/v1/registrations/{number}", registration)
+    app.router.add_get("/admin/v1/capabilities/{number}", capabilities)
+    app.router.add_get("/admin/v1/messages/{id}", message)
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
