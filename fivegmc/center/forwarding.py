@@ -58,6 +58,9 @@ class StoreAndForward:
         self.domain = profile.operator.home_domain
         self._spawn: Callable[[Awaitable[None]], Any] | None = None
         self._delivering: set[str] = set()
+        #: Called with each message that expired undelivered (after its IMDN): where the SMS
+        #: fallback plugs in (issue 5). A hook that raises is logged and does not stop others.
+        self.expired_hooks: list[Callable[[StoredMessage], Awaitable[None] | None]] = []
 
     def bind(self, spawn: Callable[[Any], Any]) -> None:
         """Give the service its parent: the node's TaskGroup ``create_task``."""
@@ -194,6 +197,13 @@ class StoreAndForward:
         for msg in await self.store.expire(self.wall(), limit=1000):
             await self._trace(msg.id, "expired")
             await self._negative_imdn(msg)
+            for hook in self.expired_hooks:
+                try:
+                    result = hook(msg)
+                    if result is not None:
+                        await result
+                except Exception as exc:  # a hook's bug must not stop expiry of the others
+                    self.log.error("expiry hook failed", message_id=msg.id, error=repr(exc))
 
     async def _negative_imdn(self, msg: StoredMessage) -> None:
         """RFC 5438 §6.3: a failed delivery reported to a sender that asked for it, as a

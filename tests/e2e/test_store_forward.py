@@ -64,6 +64,9 @@ async def test_duplicates_are_answered_202_and_delivered_once(ue_factory) -> Non
 
 async def test_expired_message_gives_the_sender_a_negative_delivery_imdn() -> None:
     async with running(make_profile("messaging.validity_s=1")) as node:
+        expired: list[str] = []
+        assert node.sip.forwarding is not None
+        node.sip.forwarding.expired_hooks.append(lambda m: expired.append(m.recipient))
         lst = node.listener("udp")
         a = await UE(A, (lst.host, lst.port)).start()
         try:
@@ -78,6 +81,7 @@ async def test_expired_message_gives_the_sender_a_negative_delivery_imdn() -> No
             imdn = parse_imdn(cpim.content)
             assert imdn.message_id == mid
             assert (imdn.kind, imdn.status) == ("delivery", "failed")
+            assert expired == [B]  # the hook the SMS fallback will use
         finally:
             a.close()
 
