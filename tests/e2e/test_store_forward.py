@@ -191,3 +191,36 @@ async def test_admin_api_shows_registrations_capabilities_and_message_trace(
             assert [e["event"] for e in info["trace"]] == ["stored", "delivered"]
         async with http.get(f"{base}/messages/nope") as r:
             assert r.status == 404
+
+
+async def test_delivered_and_displayed_imdns_go_back_to_the_sender(ue_factory) -> None:
+    """The recipient's IMDNs are ordinary pager MESSAGEs to the sender: relayed when it is
+    online, stored and delivered when it is not (RFC 5438 §7.1.1 shape, CPIM untouched)."""
+    from fivegmc.cpim import build_imdn_report_cpim
+
+    a = await ue_factory(A)
+    b = await ue_factory(B)
+    await b.register()
+    mid = uuid.uuid4().hex
+    assert (await a.message(B, "please confirm", mid=mid)).status == 200  # B online: relayed
+    assert len(b.received) == 1
+
+    def report(status: str, kind: str) -> bytes:
+        return build_imdn_report_cpim(
+            from_=f"<sip:{B}@ims.mnc000.mcc460.3gppnetwork.org>",
+            to=f"<sip:{A}@ims.mnc000.mcc460.3gppnetwork.org>", message_id=uuid.uuid4().hex,
+            datetime="2026-11-21T12:00:01Z", original_message_id=mid,
+            original_datetime="2026-11-21T12:00:00Z", kind=kind, status=status)  # type: ignore[arg-type]
+
+    uri = f"sip:{A}@ims.mnc000.mcc460.3gppnetwork.org"
+    delivered = b.build("MESSAGE", uri, f"<{uri}>", headers=[("Content-Type", "message/cpim")],
+                        body=report("delivered", "delivery"))
+    assert (await b.request(delivered)).status == 202  # A offline: stored
+    await a.register()
+    displayed = b.build("MESSAGE", uri, f"<{uri}>", headers=[("Content-Type", "message/cpim")],
+                        body=report("displayed", "display"))
+    assert (await b.request(displayed)).status == 200  # A online now: relayed
+    await wait_for(lambda: len(a.received) >= 2)
+    kinds = sorted(parse_imdn(parse_cpim(m.body).content).status for m in a.received)
+    assert kinds == ["delivered", "displayed"]
+    assert all(parse_imdn(parse_cpim(m.body).content).message_id == mid for m in a.received)
