@@ -245,6 +245,9 @@ class MessagingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     store_and_forward: bool = True
     #: How long a stored message is kept before it expires (seconds; 7 days).
     validity_s: float = 604800.0
+    #: A relayed MESSAGE whose UE gives no final answer within this long is stored and
+    #: answered 202 (well before the sender's Timer F of 32 s); 0 disables.
+    answer_timeout_s: float = 8.0
     #: First retry of a failed delivery after this long, doubling up to retry_max_s.
     retry_initial_s: float = 5.0
     retry_max_s: float = 600.0
@@ -536,6 +539,8 @@ def _check(profile: Profile, base_dir: Path | None) -> list[_Problem]:
     problems += _check_admin(profile.admin)
     problems += _positive("store.max_stored", profile.store.max_stored)
     problems += _positive("messaging.validity_s", profile.messaging.validity_s)
+    if profile.messaging.answer_timeout_s < 0:
+        problems.append(("messaging.answer_timeout_s", "expected >= 0"))
     problems += _positive("messaging.retry_initial_s", profile.messaging.retry_initial_s)
     if profile.messaging.retry_max_s < profile.messaging.retry_initial_s:
         problems.append(("messaging.retry_max_s", "expected >= messaging.retry_initial_s"))

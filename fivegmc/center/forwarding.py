@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -58,6 +59,13 @@ class StoreAndForward:
         self.domain = profile.operator.home_domain
         self._spawn: Callable[[Awaitable[None]], Any] | None = None
         self._delivering: set[str] = set()
+        # Messages stored after the answer timeout whose relay is still running: token → id
+        # once stored; tokens whose late 2xx came while the put was still in flight.
+        self._stored_ids: dict[object, tuple[str, float]] = {}  # token -> (id, forget at)
+        self._answered_early: set[object] = set()
+        # The relay's own client transaction ends by Timer F (64·T1): after that no late 2xx
+        # can come, so the entry is forgotten.
+        self._late_window = 64 * profile.sip.t1_ms / 1000 + 5.0
         #: Called with each message that expired undelivered (after its IMDN): where the SMS
         #: fallback plugs in (issue 5). A hook that raises is logged and does not stop others.
         self.expired_hooks: list[Callable[[StoredMessage], Awaitable[None] | None]] = []
@@ -73,14 +81,33 @@ class StoreAndForward:
         self._spawn(coro)
 
     # -- accepting ---------------------------------------------------------------------------
-    def on_store(self, req: Request, number: str, token: object) -> None:
-        """ProxyCore hands over a MESSAGE for an offline subscriber (a Store decision)."""
+    def on_store(self, req: Request, number: str, token: object, relay_running: bool) -> None:
+        """ProxyCore hands over a MESSAGE to store: the subscriber is offline, or
+        (``relay_running``) its UE gave no final answer within the answer timeout."""
         try:
             msg = self._stored_form(req, number)
         except RemoteProtocolError as exc:
             self.core.answer(token, 400, self.now(), f"Bad Request ({exc.reason})")
             return
-        self._start(self._accept(msg, token))
+        if relay_running:
+            # The relay goes on; the first retry waits, so the UE is not sent a second copy
+            # while it may still answer the first (a late 2xx marks the stored one delivered).
+            later = self.wall() + self.profile.messaging.retry_initial_s
+            msg = dataclasses.replace(msg, next_attempt_at=later)
+        self._start(self._accept(msg, token, relay_running))
+
+    def on_late_success(self, token: object) -> None:
+        """A UE's 2xx arrived for a message already stored after the answer timeout."""
+        entry = self._stored_ids.pop(token, None)
+        if entry is None:
+            self._answered_early.add(token)  # the put is still in flight
+            return
+        self._start(self._mark_delivered_late(entry[0]))
+
+    async def _mark_delivered_late(self, msg_id: str) -> None:
+        with contextlib.suppress(StoreError):
+            if await self.store.mark_delivered(msg_id, self.wall()):
+                await self._trace(msg_id, "delivered", "late answer to the first relay")
 
     def _stored_form(self, req: Request, number: str) -> StoredMessage:
         ctype = (req.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
@@ -98,21 +125,32 @@ class StoreAndForward:
             next_attempt_at=now,
         )
 
-    async def _accept(self, msg: StoredMessage, token: object) -> None:
+    async def _accept(self, msg: StoredMessage, token: object,
+                      relay_running: bool = False) -> None:
         try:
             result = await self.store.put_message(msg)
         except StoreFull:
+            self._answered_early.discard(token)
             self.core.answer(token, 503, self.now(), "Message store full",
                              (("Retry-After", "60"),))
             return
         except StoreError as exc:
+            self._answered_early.discard(token)
             self.log.warning("store unavailable: answering 503", error=str(exc))
             self.core.answer(token, 503, self.now(), "Message store unavailable",
                              (("Retry-After", "5"),))
             return
         if not result.duplicate:
-            await self._trace(result.id, "stored", f"for {msg.recipient}")
+            why = "no answer in time" if relay_running else "recipient offline"
+            await self._trace(result.id, "stored", f"for {msg.recipient} ({why})")
         self.core.answer(token, 202, self.now())  # only now: the message is durable
+        if relay_running:
+            if token in self._answered_early:
+                self._answered_early.discard(token)
+                await self._mark_delivered_late(result.id)
+            else:
+                self._stored_ids[token] = (result.id, self.wall() + self._late_window)
+            return
         if not result.duplicate and self.registrar.lookup(msg.recipient, self.now()):
             self.on_registered(msg.recipient)  # registered meanwhile: deliver now
 
@@ -185,6 +223,9 @@ class StoreAndForward:
         """Once a second: expire what outlived its validity, retry what is due."""
         while True:
             await asyncio.sleep(1.0)
+            now = self.wall()
+            for token in [t for t, (_, until) in self._stored_ids.items() if until < now]:
+                del self._stored_ids[token]
             try:
                 await self._expire()
                 for msg in await self.store.due(self.wall(), limit=1000):

@@ -73,6 +73,8 @@ class SipNode:
             self.forwarding = StoreAndForward(profile, store, self.core, self.registrar,
                                               self.core.target_flow, log, self._now)
             self.core.store_handler = self.forwarding.on_store
+            self.core.late_success_handler = self.forwarding.on_late_success
+            self.core.answer_timeout = profile.messaging.answer_timeout_s
             self.router.on_registered = self.forwarding.on_registered
         metrics.watch_registrar(lambda: self.registrar.binding_count,
                                 lambda: self.registrar.aor_count)

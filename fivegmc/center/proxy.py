@@ -50,7 +50,7 @@ class _ServerSide:
     """A server transaction plus what the proxy needs to answer through it."""
 
     __slots__ = ("armed", "best", "branches", "challenges", "context_done", "flow", "key",
-                 "method", "relayed", "request", "started", "txn")
+                 "method", "number", "relayed", "request", "started", "stored", "txn")
 
     def __init__(self, key: Any, txn: NonInviteServerTransaction, flow: Flow, request: Request,
                  started: float) -> None:
@@ -69,6 +69,8 @@ class _ServerSide:
         self.challenges: list[tuple[str, str]] = []  # from 401/407 branches (§16.7 step 7)
         self.context_done = False  # a final response has been sent upstream
         self.relayed = False
+        self.number: str | None = None  # recipient subscriber, for store-on-timeout
+        self.stored = False  # handed to store-and-forward after the answer timeout
 
 
 class _ClientSide:
@@ -130,14 +132,21 @@ class ProxyCore:
         max_pending_relays: int = 20000,
         retry_after: int = 1,
         flow_open: Callable[[Flow], bool] | None = None,
-        on_store: Callable[[Request, str, object], None] | None = None,
+        on_store: Callable[[Request, str, object, bool], None] | None = None,
+        answer_timeout: float = 0.0,
     ) -> None:
         self.router = router
         self._send = send
         # Asks the adapter whether a connection-oriented flow is still open (a query, no I/O).
         self._flow_open = flow_open or (lambda flow: True)
-        # Store decisions go to this handler, which answers later through :meth:`answer`.
+        # Store decisions go to this handler, which answers later through :meth:`answer`;
+        # its last argument says "stored after the answer timeout, a relay is still running".
         self.store_handler = on_store
+        # Told when a UE's 2xx arrives for a request already stored after the answer timeout.
+        self.late_success_handler: Callable[[object], None] | None = None
+        self.answer_timeout = answer_timeout
+        self._answer_deadlines: list[tuple[float, int, _ServerSide]] = []
+        self._answer_seq = itertools.count()
         self._local_via = local_via
         self.timers = timers
         self.max_message_size = max_message_size
@@ -186,6 +195,15 @@ class ProxyCore:
             self._bad_input(data, flow, exc, msg)
 
     def handle_timer(self, now: float) -> None:
+        deadlines = self._answer_deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, _, waiting = heapq.heappop(deadlines)
+            if waiting.context_done or waiting.request is None or self.store_handler is None:
+                continue
+            # No final answer in time: store-and-forward takes over (issue 3) and answers 202.
+            assert waiting.number is not None
+            waiting.stored = True
+            self.store_handler(waiting.request, waiting.number, waiting, True)
         ticks = self._ticks
         buckets = self._buckets
         while ticks and ticks[0] / TICKS_PER_SECOND <= now:
@@ -204,13 +222,20 @@ class ProxyCore:
         own deadline; it may find nothing left to do there)."""
         ticks = self._ticks
         buckets = self._buckets
+        first: float | None = None
         while ticks:
             tick = ticks[0]
             if any(side.armed == tick for side in buckets.get(tick, ())):
-                return tick / TICKS_PER_SECOND
+                first = tick / TICKS_PER_SECOND
+                break
             heapq.heappop(ticks)  # nothing live left in the front bucket: drop it
             buckets.pop(tick, None)
-        return None
+        deadlines = self._answer_deadlines
+        while deadlines and deadlines[0][2].context_done:
+            heapq.heappop(deadlines)
+        if deadlines and (first is None or deadlines[0][0] < first):
+            return deadlines[0][0]
+        return first
 
     def flow_failed(self, flow: Flow, now: float) -> None:
         """The adapter could not send on ``flow`` (e.g. TCP connect refused): §16.9."""
@@ -277,7 +302,7 @@ class ProxyCore:
             if self.store_handler is None:
                 self._reply(side, Reply(480, log_reason="store-and-forward unavailable"), now)
             else:
-                self.store_handler(req, decision.number, side)  # answered via answer()
+                self.store_handler(req, decision.number, side, False)  # answered via answer()
         else:
             self._relay(side, decision, now)
 
@@ -334,6 +359,11 @@ class ProxyCore:
         assert req is not None
         side.relayed = True
         self._pending_relays += 1
+        if (self.answer_timeout and d.number is not None and self.store_handler is not None
+                and req.method == "MESSAGE"):
+            side.number = d.number
+            heapq.heappush(self._answer_deadlines,
+                           (now + self.answer_timeout, next(self._answer_seq), side))
         lh = loop_hash(req)
         for binding in d.targets:
             flow = self._target_flow(binding)
@@ -426,6 +456,9 @@ class ProxyCore:
             return
         side.branches -= 1
         if side.context_done:
+            if side.stored and status < 300 and self.late_success_handler is not None:
+                side.stored = False  # once
+                self.late_success_handler(side)  # delivered after all: do not send it again
             return
         if status < 300:
             self._forward_response(side, resp, now, final=True)  # first 2xx wins

@@ -60,6 +60,7 @@ class Relay:
 
     targets: tuple[Binding, ...]
     max_forwards: int
+    number: str | None = None  # the recipient, when it is a subscriber (store-and-forward)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +311,8 @@ class Router:
         if disposition is not None and len(bindings) > 1 and "no-fork" in disposition.lower():
             bindings = bindings[:1]  # RFC 3841 §9.1: one target only, the best one
         mf = req.int_header("Max-Forwards")
-        return Relay(tuple(bindings), (mf if mf is not None else self.max_forwards + 1) - 1)
+        return Relay(tuple(bindings), (mf if mf is not None else self.max_forwards + 1) - 1,
+                     number)
 
     def options(self, req: Request, now: float) -> Decision:
         """OPTIONS: to the node itself (keep-alive / probe) or a capability query (§4)."""

@@ -224,3 +224,58 @@ async def test_delivered_and_displayed_imdns_go_back_to_the_sender(ue_factory) -
     kinds = sorted(parse_imdn(parse_cpim(m.body).content).status for m in a.received)
     assert kinds == ["delivered", "displayed"]
     assert all(parse_imdn(parse_cpim(m.body).content).message_id == mid for m in a.received)
+
+
+async def test_ue_that_does_not_answer_in_time_gets_it_later_from_the_store() -> None:
+    """A registered UE that gives no final answer within messaging.answer_timeout_s: the sender
+    gets 202 (stored), and the node delivers the stored copy once the UE answers again."""
+    prof = make_profile("messaging.answer_timeout_s=1", "messaging.retry_initial_s=0.5")
+    async with running(prof) as node:
+        lst = node.listener("udp")
+        a = await UE(A, (lst.host, lst.port)).start()
+        b = await UE(B, (lst.host, lst.port), answer=None).start()  # asleep
+        try:
+            await b.register()
+            t0 = asyncio.get_running_loop().time()
+            resp = await a.message(B, "are you there?", timeout=5.0)
+            assert resp.status == 202
+            assert 0.9 < asyncio.get_running_loop().time() - t0 < 2.5
+            b.answer = 200  # wakes up: answers retransmissions and the stored delivery
+            from fivegmc.store.protocol import MessageState
+
+            async def delivered() -> int:
+                return await node.store.count(MessageState.DELIVERED)
+
+            for _ in range(100):
+                if await delivered() == 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert await delivered() == 1
+            assert await node.store.count(MessageState.STORED) == 0
+        finally:
+            a.close()
+            b.close()
+
+
+async def test_late_answer_marks_the_stored_copy_delivered_no_second_copy() -> None:
+    prof = make_profile("messaging.answer_timeout_s=1", "messaging.retry_initial_s=5",
+                        "messaging.retry_max_s=10")
+    async with running(prof) as node:
+        lst = node.listener("udp")
+        a = await UE(A, (lst.host, lst.port)).start()
+        b = await UE(B, (lst.host, lst.port), answer_delay=1.6).start()  # answers late
+        try:
+            await b.register()
+            assert (await a.message(B, "slow UE", timeout=5.0)).status == 202
+            from fivegmc.store.protocol import MessageState
+
+            for _ in range(60):
+                if await node.store.count(MessageState.DELIVERED) == 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert await node.store.count(MessageState.DELIVERED) == 1  # the late 200 counted
+            await asyncio.sleep(1.0)
+            assert len({m.call_id() for m in b.received}) == 1  # never sent a second time
+        finally:
+            a.close()
+            b.close()

@@ -50,6 +50,7 @@ class UE:
     node: tuple[str, int]
     transport: str = "udp"
     answer: int | None = 200
+    answer_delay: float = 0.0  # answer MESSAGEs this much later (a slow or sleeping UE)
     received: list[Request] = field(default_factory=list)
     _pending: dict[str, asyncio.Future[Response]] = field(default_factory=dict)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -125,7 +126,11 @@ class UE:
         if msg.method == "MESSAGE" and self.answer is None:
             return
         status = self.answer if msg.method == "MESSAGE" and self.answer else 200
-        self.send_raw(make_response(msg, status, to_tag="ue" + self.number[-4:]).to_bytes())
+        data = make_response(msg, status, to_tag="ue" + self.number[-4:]).to_bytes()
+        if msg.method == "MESSAGE" and self.answer_delay:
+            asyncio.get_running_loop().call_later(self.answer_delay, self.send_raw, data)
+        else:
+            self.send_raw(data)
 
     @property
     def contact(self) -> str:
