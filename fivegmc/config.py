@@ -245,6 +245,8 @@ class MessagingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     store_and_forward: bool = True
     #: How long a stored message is kept before it expires (seconds; 7 days).
     validity_s: float = 604800.0
+    #: One-to-many MESSAGE (RFC 5365): at most this many recipients; more → 413.
+    max_recipients: int = 100
     #: A relayed MESSAGE whose UE gives no final answer within this long is stored and
     #: answered 202 (well before the sender's Timer F of 32 s); 0 disables.
     answer_timeout_s: float = 8.0
@@ -539,6 +541,7 @@ def _check(profile: Profile, base_dir: Path | None) -> list[_Problem]:
     problems += _check_admin(profile.admin)
     problems += _positive("store.max_stored", profile.store.max_stored)
     problems += _positive("messaging.validity_s", profile.messaging.validity_s)
+    problems += _positive("messaging.max_recipients", profile.messaging.max_recipients)
     if profile.messaging.answer_timeout_s < 0:
         problems.append(("messaging.answer_timeout_s", "expected >= 0"))
     problems += _positive("messaging.retry_initial_s", profile.messaging.retry_initial_s)

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..config import Profile
 from ..core.registrar import Binding, Registrar
+from ..core.routing import Distribute
 from ..cpim import build_imdn_report_cpim, parse_cpim
 from ..sip.errors import RemoteProtocolError
 from ..sip.message import Request
@@ -42,6 +43,10 @@ _HOP_HEADERS = frozenset(h.lower() for h in (
     "Via", "Max-Forwards", "Call-ID", "CSeq", "Content-Length", "Route", "Record-Route",
     "Proxy-Authorization", "Authorization", "Proxy-Require", "Contact",
 ))
+
+
+#: Headers of the list request that do not belong to the copies (RFC 5365 §4.1).
+_LIST_HEADERS = frozenset(("to", "content-type", "require", "content-disposition"))
 
 
 class StoreAndForward:
@@ -153,6 +158,57 @@ class StoreAndForward:
             return
         if not result.duplicate and self.registrar.lookup(msg.recipient, self.now()):
             self.on_registered(msg.recipient)  # registered meanwhile: deliver now
+
+    def on_distribute(self, req: Request, d: Distribute, token: object) -> None:
+        """One-to-many (RFC 5365): a stored copy per recipient, each with its own delivery
+        state; 202 once every copy is durable."""
+        try:
+            sender = aor_key(req.from_().uri) or str(req.from_().uri)
+            imdn_id: str | None = None
+            if d.message.content_type.split(";", 1)[0].strip().lower() == "message/cpim":
+                imdn_id = parse_cpim(d.message.body).message_id
+        except RemoteProtocolError as exc:
+            self.core.answer(token, 400, self.now(), f"Bad Request ({exc.reason})")
+            return
+        keep = tuple((n, v) for n, v in req.headers
+                     if n.lower() not in _HOP_HEADERS and n.lower() not in _LIST_HEADERS)
+        now = self.wall()
+        copies = [
+            StoredMessage(
+                id=uuid.uuid4().hex, recipient=number, sender=sender,
+                # duplicates are per recipient here: every copy shares the imdn.Message-ID
+                imdn_message_id=f"{imdn_id}#{number}" if imdn_id else None,
+                received_at=now, expires_at=now + self.profile.messaging.validity_s,
+                content_type=d.message.content_type, body=d.message.body,
+                headers=(*keep, ("To", f"<sip:{number}@{self.domain}>"),
+                         ("Content-Type", d.message.content_type)),
+                next_attempt_at=now,
+            )
+            for number in d.numbers
+        ]
+        warning: tuple[tuple[str, str], ...] = ()
+        if d.refused:
+            shown = ", ".join(d.refused[:5]) + (" …" if len(d.refused) > 5 else "")
+            warning = (("Warning", f'399 {self.domain} "not delivered to: {shown}"'),)
+        self._start(self._accept_copies(copies, token, warning))
+
+    async def _accept_copies(self, copies: list[StoredMessage], token: object,
+                             warning: tuple[tuple[str, str], ...]) -> None:
+        try:
+            results = await asyncio.gather(*(self.store.put_message(m) for m in copies))
+        except StoreError as exc:
+            # Some copies may be stored: a resend is safe, duplicates are suppressed.
+            self.log.warning("store unavailable for a recipient list: 503", error=str(exc))
+            self.core.answer(token, 503, self.now(), "Message store unavailable",
+                             (("Retry-After", "5"),))
+            return
+        for msg, result in zip(copies, results, strict=True):
+            if not result.duplicate:
+                await self._trace(result.id, "stored", f"for {msg.recipient} (recipient list)")
+        self.core.answer(token, 202, self.now(), None, warning)
+        for msg in copies:
+            if self.registrar.lookup(msg.recipient, self.now()):
+                self.on_registered(msg.recipient)
 
     # -- delivering --------------------------------------------------------------------------
     def on_registered(self, number: str) -> None:

@@ -74,6 +74,7 @@ class SipNode:
                                               self.core.target_flow, log, self._now)
             self.core.store_handler = self.forwarding.on_store
             self.core.late_success_handler = self.forwarding.on_late_success
+            self.core.distribute_handler = self.forwarding.on_distribute
             self.core.answer_timeout = profile.messaging.answer_timeout_s
             self.router.on_registered = self.forwarding.on_registered
         metrics.watch_registrar(lambda: self.registrar.binding_count,

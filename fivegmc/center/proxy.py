@@ -17,7 +17,16 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.registrar import Binding, Flow
-from ..core.routing import Absorb, Decision, Relay, Reply, Router, Store, loop_hash
+from ..core.routing import (
+    Absorb,
+    Decision,
+    Distribute,
+    Relay,
+    Reply,
+    Router,
+    Store,
+    loop_hash,
+)
 from ..obs.metrics import SipMetrics
 from ..sip.errors import RemoteProtocolError, is_digits
 from ..sip.headers import Headers, split_list
@@ -142,6 +151,8 @@ class ProxyCore:
         # Store decisions go to this handler, which answers later through :meth:`answer`;
         # its last argument says "stored after the answer timeout, a relay is still running".
         self.store_handler = on_store
+        # One-to-many requests go to this handler, answered later through :meth:`answer`.
+        self.distribute_handler: Callable[[Request, Distribute, object], None] | None = None
         # Told when a UE's 2xx arrives for a request already stored after the answer timeout.
         self.late_success_handler: Callable[[object], None] | None = None
         self.answer_timeout = answer_timeout
@@ -298,6 +309,12 @@ class ProxyCore:
         self._servers[key] = side
         if isinstance(decision, Reply):
             self._reply(side, decision, now)
+        elif isinstance(decision, Distribute):
+            if self.distribute_handler is None:
+                self._reply(side, Reply(420, headers=(("Unsupported", "recipient-list-message"),)),
+                            now)
+            else:
+                self.distribute_handler(req, decision, side)  # answered via answer()
         elif isinstance(decision, Store):
             if self.store_handler is None:
                 self._reply(side, Reply(480, log_reason="store-and-forward unavailable"), now)

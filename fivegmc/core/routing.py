@@ -17,6 +17,7 @@ from ..sip import digest
 from ..sip.errors import RemoteProtocolError
 from ..sip.headers import split_list
 from ..sip.message import Request
+from ..sip.recipients import ListMessage, parse_list_message
 from ..sip.uri import NameAddr, SipUri, TelUri, aor_key, parse_name_addr, parse_uri
 from .capability import capability_answer, format_tags
 from .registrar import Binding, Flow, Registrar
@@ -30,7 +31,7 @@ KNOWN_METHODS = frozenset((
     "PUBLISH", "INFO", "PRACK", "UPDATE", "REFER",
 ))
 #: Option tags this node supports (RFC 3261 §8.2.2.3, §16.3 step 5: Proxy-Require).
-SUPPORTED_OPTIONS = frozenset(("path", "outbound", "gruu"))
+SUPPORTED_OPTIONS = frozenset(("path", "outbound", "gruu", "recipient-list-message"))
 SUPPORTED = ", ".join(sorted(SUPPORTED_OPTIONS))
 #: Bodies a 5G Message pager MESSAGE may carry (protocols.md §3–4). Others get 415.
 MESSAGE_TYPES = frozenset((
@@ -72,13 +73,22 @@ class Store:
 
 
 @dataclass(frozen=True, slots=True)
+class Distribute:
+    """One-to-many (RFC 5365): store a copy per recipient, then deliver each (issue 3)."""
+
+    message: ListMessage
+    numbers: tuple[str, ...]  # 5G-message subscribers, in list order, without repeats
+    refused: tuple[str, ...]  # list entries that are not (unknown, SMS-only, foreign)
+
+
+@dataclass(frozen=True, slots=True)
 class Absorb:
     """Nothing to answer (a stray ACK, §17.2.3: matched by no transaction)."""
 
     why: str
 
 
-Decision = Reply | Relay | Store | Absorb
+Decision = Reply | Relay | Store | Distribute | Absorb
 
 
 def loop_hash(req: Request) -> str:
@@ -284,6 +294,8 @@ class Router:
 
     def message(self, req: Request, now: float) -> Decision:
         """Pager-mode MESSAGE (RFC 3428): relay to every live binding of the recipient."""
+        if any(o.lower() == "recipient-list-message" for o in req.headers.get_all("Require")):
+            return self.recipient_list(req)
         ctype = (req.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
         if req.body and not ctype:
             return Reply(400, "Missing Content-Type", log_reason="MESSAGE body without type")
@@ -313,6 +325,38 @@ class Router:
         mf = req.int_header("Max-Forwards")
         return Relay(tuple(bindings), (mf if mf is not None else self.max_forwards + 1) - 1,
                      number)
+
+    def recipient_list(self, req: Request) -> Decision:
+        """RFC 5365: this node is the MESSAGE URI-list service for its domain."""
+        ruri = req.request_uri()
+        if isinstance(ruri, SipUri) and ruri.host.lower() not in self.local_domains:
+            return Reply(404, "Domain not served here")
+        if not self.profile.messaging.store_and_forward:
+            return Reply(420, headers=(("Unsupported", "recipient-list-message"),),
+                         log_reason="one-to-many needs store-and-forward")
+        listed = parse_list_message(req.headers.get("Content-Type") or "", req.body)
+        cap = self.profile.messaging.max_recipients
+        if len(listed.recipients) > cap:
+            return Reply(413, f"Too many recipients ({len(listed.recipients)} > {cap})",
+                         log_reason="recipient list over the profile cap")
+        numbers: list[str] = []
+        refused: list[str] = []
+        for r in listed.recipients:
+            try:
+                uri = parse_uri(r.uri)
+            except RemoteProtocolError:
+                refused.append(r.uri)
+                continue
+            number = aor_key(uri)
+            local = not isinstance(uri, SipUri) or uri.host.lower() in self.local_domains
+            if local and self.directory.kind(number) is SubscriberKind.RCS and number:
+                if number not in numbers:
+                    numbers.append(number)
+            else:
+                refused.append(r.uri)
+        if not numbers:
+            return Reply(404, "No 5G Message recipient in the list")
+        return Distribute(listed, tuple(numbers), tuple(refused))
 
     def options(self, req: Request, now: float) -> Decision:
         """OPTIONS: to the node itself (keep-alive / probe) or a capability query (§4)."""

@@ -279,3 +279,60 @@ async def test_late_answer_marks_the_stored_copy_delivered_no_second_copy() -> N
         finally:
             a.close()
             b.close()
+
+
+async def test_one_to_many_to_mixed_online_and_offline_recipients(ue_factory) -> None:  # type: ignore[no-untyped-def]
+    """RFC 5365: one MESSAGE with a recipient list → 202; each recipient gets its own copy
+    (online ones now, offline ones when they register), unknown entries reported."""
+    from fivegmc.sip.recipients import build_list_body
+
+    from .ue import DOMAIN, cpim_body
+
+    c_number = "+8613800000003"
+    a = await ue_factory(A)
+    b = await ue_factory(B)
+    await b.register()
+    uris = [f"sip:{B}@{DOMAIN}", f"sip:{c_number}@{DOMAIN}", f"sip:{B}@{DOMAIN}",
+            "sip:+8613700000009@" + DOMAIN]
+    mid = uuid.uuid4().hex
+    body = build_list_body("list1", "message/cpim", cpim_body(A, B, "to all", mid), uris)
+    service = f"sip:exploder@{DOMAIN}"
+    req = a.build("MESSAGE", service, f"<{service}>", headers=[
+        ("Content-Type", 'multipart/mixed; boundary="list1"'),
+        ("Require", "recipient-list-message")], body=body)
+    resp = await a.request(req)
+    assert resp.status == 202
+    assert "+8613700000009" in (resp.headers.get("Warning") or "")
+    await wait_for(lambda: len(b.received) == 1)  # online: delivered now, once (no repeat)
+    got = b.received[0]
+    assert got.headers.get("Content-Type") == "message/cpim"
+    assert parse_cpim(got.body).message_id == mid
+    assert got.headers.get("Require") is None
+    c = await ue_factory(c_number)
+    await c.register()  # offline recipient: delivered on register
+    await wait_for(lambda: len(c.received) == 1)
+    assert parse_cpim(c.received[0].body).content == b"to all"
+    await asyncio.sleep(0.3)
+    assert len(b.received) == 1 and len(c.received) == 1
+
+
+async def test_recipient_list_over_the_cap_is_413() -> None:
+    from fivegmc.sip.recipients import build_list_body
+
+    from .ue import DOMAIN
+
+    async with running(make_profile("messaging.max_recipients=3")) as node:
+        lst = node.listener("udp")
+        a = await UE(A, (lst.host, lst.port)).start()
+        try:
+            uris = [f"sip:+861380000001{i}@{DOMAIN}" for i in range(4)]
+            service = f"sip:exploder@{DOMAIN}"
+            req = a.build("MESSAGE", service, f"<{service}>", headers=[
+                ("Content-Type", 'multipart/mixed; boundary="x"'),
+                ("Require", "recipient-list-message")],
+                body=build_list_body("x", "text/plain", b"hi", uris))
+            resp = await a.request(req)
+            assert resp.status == 413
+            assert "Too many recipients" in resp.reason
+        finally:
+            a.close()

@@ -459,7 +459,7 @@ def test_options_to_the_node_itself_is_200_with_allow_accept_supported(lab: Lab)
     (allow,) = header(rep, "Allow")
     assert "MESSAGE" in allow and "OPTIONS" in allow
     assert "message/cpim" in header(rep, "Accept")[0]
-    assert header(rep, "Supported") == ["gruu, outbound, path"]
+    assert header(rep, "Supported") == ["gruu, outbound, path, recipient-list-message"]
 
 
 def test_options_to_the_node_ip_is_200(lab: Lab) -> None:
