@@ -255,6 +255,16 @@ class MessagingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     retry_max_s: float = 600.0
 
 
+class CdrConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[cdr]``: charging data records, one per message outcome (length-delimited protobuf)."""
+
+    enabled: bool = True
+    #: Directory of the CDR files; a relative path is taken from the working directory.
+    dir: str = ".fivegmc-data/cdr"
+    #: A new file is started before one would grow past this many bytes.
+    max_file_bytes: int = 64 * 1024 * 1024
+
+
 class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One lab operator node, as described by a profile TOML file."""
 
@@ -274,6 +284,8 @@ class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     store: StoreConfig = StoreConfig()
     #: Store-and-forward policy.
     messaging: MessagingConfig = MessagingConfig()
+    #: Charging data records.
+    cdr: CdrConfig = CdrConfig()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -540,6 +552,7 @@ def _check(profile: Profile, base_dir: Path | None) -> list[_Problem]:
     problems += _check_listeners(profile)
     problems += _check_admin(profile.admin)
     problems += _positive("store.max_stored", profile.store.max_stored)
+    problems += _positive("cdr.max_file_bytes", profile.cdr.max_file_bytes)
     problems += _positive("messaging.validity_s", profile.messaging.validity_s)
     problems += _positive("messaging.max_recipients", profile.messaging.max_recipients)
     if profile.messaging.answer_timeout_s < 0:

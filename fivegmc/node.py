@@ -13,9 +13,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from .center.admin_api import add_routes as add_admin_routes
+from .center.cdrs import CdrRecorder
 from .center.node import Listener, SipNode
 from .config import Profile
 from .obs.admin import AdminServer
+from .obs.cdr import CdrWriter
 from .obs.logging import make_logger
 from .obs.metrics import SipMetrics
 from .store.factory import open_store
@@ -38,7 +40,13 @@ class Node:
             Path(cfg.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self.store: Store = open_store(cfg.kind, path=cfg.path, url=cfg.url,
                                        max_stored=cfg.max_stored)
-        self.sip = SipNode(self.profile, self.metrics, self.log, self.store)
+        self.cdrs: CdrRecorder | None = None
+        if self.profile.cdr.enabled:
+            writer = CdrWriter(Path(self.profile.cdr.dir).expanduser(),
+                               max_bytes=self.profile.cdr.max_file_bytes)
+            self.cdrs = CdrRecorder(writer, self.profile.operator.name,
+                                    self.profile.operator.name)
+        self.sip = SipNode(self.profile, self.metrics, self.log, self.store, self.cdrs)
         self.admin = AdminServer(self.registry, self._health)
         add_admin_routes(self.admin.app, self.sip, self.store)
         self.endpoints: list[str] = []
@@ -83,6 +91,8 @@ class Node:
         await self.sip.close()
         await self.admin.close()
         await self.store.close()
+        if self.cdrs is not None:
+            self.cdrs.close()
 
 
 @asynccontextmanager

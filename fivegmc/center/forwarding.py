@@ -36,6 +36,7 @@ from ..store.protocol import (
     StoreFull,
     TraceEvent,
 )
+from .cdrs import DELIVERED, DUPLICATE, EXPIRED, CdrRecorder, Outcome
 from .proxy import ProxyCore
 
 #: Request headers that belong to one hop or one transaction and are not stored.
@@ -52,7 +53,8 @@ _LIST_HEADERS = frozenset(("to", "content-type", "require", "content-disposition
 class StoreAndForward:
     def __init__(self, profile: Profile, store: Store, core: ProxyCore, registrar: Registrar,
                  target_flow: Callable[[Binding], Any], log: Any,
-                 now: Callable[[], float], wall: Callable[[], float] = time.time) -> None:
+                 now: Callable[[], float], wall: Callable[[], float] = time.time,
+                 cdrs: CdrRecorder | None = None) -> None:
         self.profile = profile
         self.store = store
         self.core = core
@@ -62,6 +64,7 @@ class StoreAndForward:
         self.now = now  # loop clock, for SIP timers
         self.wall = wall  # wall clock, for what is stored
         self.domain = profile.operator.home_domain
+        self.cdrs = cdrs
         self._spawn: Callable[[Awaitable[None]], Any] | None = None
         self._delivering: set[str] = set()
         # Messages stored after the answer timeout whose relay is still running: token → id
@@ -113,6 +116,9 @@ class StoreAndForward:
         with contextlib.suppress(StoreError):
             if await self.store.mark_delivered(msg_id, self.wall()):
                 await self._trace(msg_id, "delivered", "late answer to the first relay")
+                msg = await self.store.get_message(msg_id)
+                if msg is not None:
+                    self._cdr(msg, DELIVERED, 200)
 
     def _stored_form(self, req: Request, number: str) -> StoredMessage:
         ctype = (req.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
@@ -145,7 +151,9 @@ class StoreAndForward:
             self.core.answer(token, 503, self.now(), "Message store unavailable",
                              (("Retry-After", "5"),))
             return
-        if not result.duplicate:
+        if result.duplicate:
+            self._cdr(msg, DUPLICATE, 202)
+        else:
             why = "no answer in time" if relay_running else "recipient offline"
             await self._trace(result.id, "stored", f"for {msg.recipient} ({why})")
         self.core.answer(token, 202, self.now())  # only now: the message is durable
@@ -240,7 +248,8 @@ class StoreAndForward:
             return False
         status = await self._send(msg, bindings[0])
         if 200 <= status < 300:
-            await self.store.mark_delivered(msg.id, self.wall())
+            if await self.store.mark_delivered(msg.id, self.wall()):
+                self._cdr(msg, DELIVERED, status)
             await self._trace(msg.id, "delivered", f"status {status}")
             return True
         backoff = min(self.profile.messaging.retry_initial_s * 2 ** msg.attempts,
@@ -274,6 +283,16 @@ class StoreAndForward:
         self.core.originate(data, flow, branch, "MESSAGE", settle, self.now())
         return fut
 
+    def _cdr(self, msg: StoredMessage, outcome: Outcome, sip_status: int) -> None:
+        if self.cdrs is None:
+            return
+        self.cdrs.record(
+            message_id=msg.id, sender=msg.sender, recipient=msg.recipient, outcome=outcome,
+            sip_status=sip_status, received_at=msg.received_at, content_type=msg.content_type,
+            body_size=len(msg.body), attempts=msg.attempts + 1,
+            imdn_message_id=(msg.imdn_message_id or "").split("#", 1)[0] or None,
+        )
+
     # -- housekeeping ------------------------------------------------------------------------
     async def run(self) -> None:
         """Once a second: expire what outlived its validity, retry what is due."""
@@ -293,6 +312,7 @@ class StoreAndForward:
     async def _expire(self) -> None:
         for msg in await self.store.expire(self.wall(), limit=1000):
             await self._trace(msg.id, "expired")
+            self._cdr(msg, EXPIRED, 408)
             await self._negative_imdn(msg)
             for hook in self.expired_hooks:
                 try:

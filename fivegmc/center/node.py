@@ -20,8 +20,11 @@ from ..net.udp import UdpEndpoint, open_udp
 from ..obs.metrics import SipMetrics
 from ..sip.digest import NonceManager
 from ..sip.errors import RemoteProtocolError
+from ..sip.message import Request
 from ..sip.transaction import TimerConfig
+from ..sip.uri import aor_key
 from ..store.protocol import Store
+from .cdrs import DELIVERED, FAILED, CdrRecorder
 from .forwarding import StoreAndForward
 from .proxy import ProxyCore, reason_for, salvage_response
 
@@ -42,7 +45,7 @@ class SipNode:
     """Owns the SIP listeners, the proxy core, its timer, and the registrar."""
 
     def __init__(self, profile: Profile, metrics: SipMetrics, log: Any,
-                 store: Store | None = None) -> None:
+                 store: Store | None = None, cdrs: CdrRecorder | None = None) -> None:
         self.profile = profile
         self.metrics = metrics
         self.log = log
@@ -68,10 +71,14 @@ class SipNode:
         )
         self._datagrams = 0
         self._backlog_high = sip.overload_backlog_bytes
+        self.cdrs = cdrs
+        if cdrs is not None:
+            self.core.outcome_handler = self._relay_outcome
         self.forwarding: StoreAndForward | None = None
         if store is not None and profile.messaging.store_and_forward:
             self.forwarding = StoreAndForward(profile, store, self.core, self.registrar,
-                                              self.core.target_flow, log, self._now)
+                                              self.core.target_flow, log, self._now,
+                                              cdrs=cdrs)
             self.core.store_handler = self.forwarding.on_store
             self.core.late_success_handler = self.forwarding.on_late_success
             self.core.distribute_handler = self.forwarding.on_distribute
@@ -136,10 +143,25 @@ class SipNode:
                 tg.create_task(self.forwarding.run())
             tg.create_task(self._housekeeping())
 
+    def _relay_outcome(self, req: Request, number: str | None, status: int,
+                       elapsed: float) -> None:
+        """A CDR for a relayed MESSAGE (the store-and-forward ones are written there)."""
+        assert self.cdrs is not None
+        sender = aor_key(req.from_().uri) or str(req.from_().uri)
+        now = time.time()
+        self.cdrs.record(
+            message_id=req.call_id(), sender=sender, recipient=number or req.uri,
+            outcome=DELIVERED if 200 <= status < 300 else FAILED, sip_status=status,
+            received_at=now - elapsed, final_at=now,
+            content_type=req.headers.get("Content-Type") or "", body_size=len(req.body),
+        )
+
     async def _housekeeping(self) -> None:
-        """Registration expiry and idle connections, once a second."""
+        """Registration expiry, idle connections and CDR flushing, once a second."""
         while True:
             await asyncio.sleep(1.0)
+            if self.cdrs is not None:
+                self.cdrs.flush()
             now = self._now()
             self.registrar.expire(now)
             mono = time.monotonic()

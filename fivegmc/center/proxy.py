@@ -151,6 +151,9 @@ class ProxyCore:
         # Store decisions go to this handler, which answers later through :meth:`answer`;
         # its last argument says "stored after the answer timeout, a relay is still running".
         self.store_handler = on_store
+        # Told when a relayed MESSAGE gets its final response: (request, recipient number,
+        # status, seconds since it arrived) — for CDRs.
+        self.outcome_handler: Callable[[Request, str | None, int, float], None] | None = None
         # One-to-many requests go to this handler, answered later through :meth:`answer`.
         self.distribute_handler: Callable[[Request, Distribute, object], None] | None = None
         # Told when a UE's 2xx arrives for a request already stored after the answer timeout.
@@ -376,9 +379,9 @@ class ProxyCore:
         assert req is not None
         side.relayed = True
         self._pending_relays += 1
+        side.number = d.number
         if (self.answer_timeout and d.number is not None and self.store_handler is not None
                 and req.method == "MESSAGE"):
-            side.number = d.number
             heapq.heappush(self._answer_deadlines,
                            (now + self.answer_timeout, next(self._answer_seq), side))
         lh = loop_hash(req)
@@ -553,6 +556,9 @@ class ProxyCore:
         side.context_done = True
         if side.relayed:
             self._pending_relays -= 1
+            if (self.outcome_handler is not None and side.request is not None
+                    and side.method == "MESSAGE" and not side.stored):
+                self.outcome_handler(side.request, side.number, status, now - side.started)
         side.request = None
         side.best = None
         side.challenges = []

@@ -14,7 +14,7 @@ from .ue import UE
 #: Short RFC 3261 timers so timeout paths take well under a second (T1 50 ms → F = 3.2 s).
 FAST = ("sip.udp_port=0", "sip.tcp_port=0", "admin.port=0", "sip.t1_ms=50", "sip.t2_ms=400",
         "sip.t4_ms=500", "log.level=WARNING", "store.kind=memory",
-        "messaging.retry_initial_s=0.2", "messaging.retry_max_s=1")
+        "messaging.retry_initial_s=0.2", "messaging.retry_max_s=1", "cdr.enabled=false")
 
 
 def make_profile(*extra: str, path: str | None = None) -> Profile:

@@ -384,6 +384,7 @@ def fivegmc_node(workdir: Path, extra_sets: Sequence[str] = (), profile: Path | 
         f"admin.port={admin_port}",
         f"log.level={log_level}",
         f"store.path={workdir / 'store.db'}",  # the node's SQLite store lives in the workdir
+        f"cdr.dir={workdir / 'cdr'}",
         *extra_sets,
     ]
     for item in sets:

@@ -336,3 +336,47 @@ async def test_recipient_list_over_the_cap_is_413() -> None:
             assert "Too many recipients" in resp.reason
         finally:
             a.close()
+
+
+async def test_cdrs_one_record_per_message_outcome(tmp_path: Path) -> None:
+    """A relayed MESSAGE, a stored-then-delivered one and a duplicate each leave one CDR;
+    `fivegmc cdr dump` reads them."""
+    import json
+    import subprocess
+    import sys
+
+    from fivegmc.obs.cdr import read_cdrs
+
+    cdr_dir = tmp_path / "cdr"
+    async with running(make_profile("cdr.enabled=true", f"cdr.dir={cdr_dir}")) as node:
+        lst = node.listener("udp")
+        a = await UE(A, (lst.host, lst.port)).start()
+        b = await UE(B, (lst.host, lst.port)).start()
+        c_number = "+8613800000003"
+        c = await UE(c_number, (lst.host, lst.port)).start()
+        try:
+            await b.register()
+            assert (await a.message(B, "relayed")).status == 200
+            mid = uuid.uuid4().hex
+            assert (await a.message(c_number, "stored", mid=mid)).status == 202
+            assert (await a.message(c_number, "stored", mid=mid)).status == 202  # duplicate
+            await c.register()
+            await wait_for(lambda: len(c.received) == 1)
+            await asyncio.sleep(0.3)
+        finally:
+            a.close()
+            b.close()
+            c.close()
+    files = sorted(cdr_dir.glob("*.pb"))
+    records = [r for f in files for r in read_cdrs(f)]
+    from fivegmc.obs import cdr_pb2
+
+    outcomes = sorted((r.recipient, cdr_pb2.Outcome.Name(r.outcome), r.sip_final_status)
+                      for r in records)
+    assert outcomes == [(B, "OUTCOME_DELIVERED", 200),
+                        (c_number, "OUTCOME_DELIVERED", 200),
+                        (c_number, "OUTCOME_DUPLICATE", 202)]
+    assert all(r.sender == A for r in records)
+    out = subprocess.run([sys.executable, "-m", "fivegmc", "cdr", "dump", *map(str, files)],
+                         capture_output=True, text=True, check=True).stdout
+    assert len([json.loads(line) for line in out.splitlines()]) == 3
