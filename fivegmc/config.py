@@ -255,6 +255,17 @@ class MessagingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     retry_max_s: float = 600.0
 
 
+class CapabilityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[capability]``: how OPTIONS capability queries for subscribers are answered."""
+
+    #: "registrar": from the feature tags the UE registered; "forward": relay the OPTIONS to
+    #: the UE and pass its own answer back (cached below).
+    mode: Literal["registrar", "forward"] = "registrar"
+    #: Keep a UE's forwarded answer this long (seconds; 0 = no cache). A new REGISTER of the
+    #: number drops its entry.
+    cache_ttl_s: float = 60.0
+
+
 class CdrConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """``[cdr]``: charging data records, one per message outcome (length-delimited protobuf)."""
 
@@ -286,6 +297,8 @@ class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     messaging: MessagingConfig = MessagingConfig()
     #: Charging data records.
     cdr: CdrConfig = CdrConfig()
+    #: Capability queries.
+    capability: CapabilityConfig = CapabilityConfig()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -553,6 +566,8 @@ def _check(profile: Profile, base_dir: Path | None) -> list[_Problem]:
     problems += _check_admin(profile.admin)
     problems += _positive("store.max_stored", profile.store.max_stored)
     problems += _positive("cdr.max_file_bytes", profile.cdr.max_file_bytes)
+    if profile.capability.cache_ttl_s < 0:
+        problems.append(("capability.cache_ttl_s", "expected >= 0"))
     problems += _positive("messaging.validity_s", profile.messaging.validity_s)
     problems += _positive("messaging.max_recipients", profile.messaging.max_recipients)
     if profile.messaging.answer_timeout_s < 0:

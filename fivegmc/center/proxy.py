@@ -539,6 +539,9 @@ class ProxyCore:
 
     def _forward_response(self, side: _ServerSide, resp: Response, now: float, *,
                           final: bool) -> None:
+        if final and side.method == "OPTIONS" and side.number is not None:
+            self.router.note_capabilities(side.number, resp.status,
+                                          resp.headers.get("Contact"), now)
         data = self._strip_via(resp)
         if self.metrics is not None:
             self.metrics.responses_relayed.inc(f"{resp.status // 100}xx")

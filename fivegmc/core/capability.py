@@ -48,3 +48,36 @@ def capability_answer(kind: SubscriberKind, bindings: list[Binding]) -> Capabili
 
 def format_tags(tags: tuple[tuple[str, str | None], ...]) -> str:
     return format_params(tags)
+
+
+class CapabilityCache:
+    """Answers UEs gave to forwarded OPTIONS, per number, for a TTL (time passed in)."""
+
+    __slots__ = ("_entries", "max_entries", "ttl")
+
+    def __init__(self, ttl: float, max_entries: int = 100_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, CapabilityAnswer]] = {}
+
+    def get(self, number: str, now: float) -> CapabilityAnswer | None:
+        entry = self._entries.get(number)
+        if entry is None:
+            return None
+        if entry[0] <= now:
+            del self._entries[number]
+            return None
+        return entry[1]
+
+    def put(self, number: str, answer: CapabilityAnswer, now: float) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # bounded; a cache miss only costs a forwarded OPTIONS
+        self._entries[number] = (now + self.ttl, answer)
+
+    def invalidate(self, number: str) -> None:
+        self._entries.pop(number, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -19,7 +19,13 @@ from ..sip.headers import split_list
 from ..sip.message import Request
 from ..sip.recipients import ListMessage, parse_list_message
 from ..sip.uri import NameAddr, SipUri, TelUri, aor_key, parse_name_addr, parse_uri
-from .capability import capability_answer, format_tags
+from .capability import (
+    CapabilityAnswer,
+    CapabilityCache,
+    capability_answer,
+    format_tags,
+    is_rcs_tag,
+)
 from .registrar import Binding, Flow, Registrar
 from .subscribers import SubscriberDirectory, SubscriberKind
 
@@ -130,6 +136,7 @@ class Router:
         self.local_domains = {self.home_domain, *(d.lower() for d in op.local_domains)}
         self.local_domains.add(profile.sip.host.lower())
         self.realm = profile.auth.effective_realm(op)
+        self.capabilities = CapabilityCache(profile.capability.cache_ttl_s)
         self.max_forwards = profile.sip.max_forwards
 
     def add_local_domain(self, domain: str) -> None:
@@ -272,6 +279,7 @@ class Router:
             return Reply(423, headers=(("Min-Expires", str(outcome.min_expires)),))
         if outcome.status != 200:
             return Reply(outcome.status, outcome.reason, log_reason=outcome.reason)
+        self.capabilities.invalidate(number)  # what the UE can do may have changed
         if outcome.bindings and self.on_registered is not None:
             self.on_registered(number)
         headers = tuple(
@@ -326,6 +334,20 @@ class Router:
         return Relay(tuple(bindings), (mf if mf is not None else self.max_forwards + 1) - 1,
                      number)
 
+    def note_capabilities(self, number: str, status: int, contact: str | None,
+                          now: float) -> None:
+        """Cache what a UE answered to a forwarded OPTIONS (its 200 Contact's RCS tags)."""
+        if status != 200:
+            return
+        tags: tuple[tuple[str, str | None], ...] = ()
+        if contact:
+            try:
+                tags = tuple(t for t in parse_name_addr(split_list(contact)[0]).params
+                             if is_rcs_tag(*t))
+            except (RemoteProtocolError, IndexError):
+                tags = ()
+        self.capabilities.put(number, CapabilityAnswer(200, None, tags), now)
+
     def recipient_list(self, req: Request) -> Decision:
         """RFC 5365: this node is the MESSAGE URI-list service for its domain."""
         ruri = req.request_uri()
@@ -372,7 +394,18 @@ class Router:
         if isinstance(target, Reply):
             return target
         number, kind = target
-        answer = capability_answer(kind, self.registrar.lookup(number, now))
+        bindings = self.registrar.lookup(number, now)
+        if (self.profile.capability.mode == "forward" and kind is SubscriberKind.RCS
+                and bindings):
+            cached = self.capabilities.get(number, now)
+            if cached is None:
+                mf = req.int_header("Max-Forwards")
+                # the UE answers for itself (protocols.md §4); note_capabilities caches it
+                return Relay(tuple(bindings), (mf if mf is not None else self.max_forwards + 1)
+                             - 1, number)
+            answer = cached
+        else:
+            answer = capability_answer(kind, bindings)
         if answer.status != 200:
             return Reply(answer.status, answer.reason)
         contact = f"<sip:{number}@{self.home_domain};user=phone>{format_tags(answer.tags)}"

@@ -184,3 +184,32 @@ async def test_node_connects_out_over_tcp_to_a_contact_that_asks_for_it(
         assert len(got) == 1 and b"SIP/2.0/TCP" in got[0]
     finally:
         server.close()
+
+
+async def test_capability_forward_mode_asks_the_ue_then_answers_from_the_cache() -> None:
+    from fivegmc.node import running
+
+    from .conftest import make_profile
+    from .ue import UE
+
+    async with running(make_profile("capability.mode=forward",
+                                    "capability.cache_ttl_s=60")) as node:
+        lst = node.listener("udp")
+        a = await UE(A, (lst.host, lst.port)).start()
+        b = await UE(B, (lst.host, lst.port)).start()
+        try:
+            await b.register(tags="")  # registered without tags: only the UE's answer has them
+            first = await a.options(B)
+            assert first.status == 200
+            assert "oma.cpm.msg" in (first.headers.get("Contact") or "")  # the UE's own answer
+            assert [m.method for m in b.received] == ["OPTIONS"]
+            second = await a.options(B)
+            assert second.status == 200 and "oma.cpm.msg" in (second.headers.get("Contact") or "")
+            assert len(b.received) == 1  # answered from the cache
+            await b.register(tags="")  # a new REGISTER drops the cached answer
+            await a.options(B)
+            assert len(b.received) == 2
+            assert (await a.options("+8613800000009")).status == 480  # offline: registrar
+        finally:
+            a.close()
+            b.close()

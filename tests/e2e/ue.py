@@ -126,7 +126,11 @@ class UE:
         if msg.method == "MESSAGE" and self.answer is None:
             return
         status = self.answer if msg.method == "MESSAGE" and self.answer else 200
-        data = make_response(msg, status, to_tag="ue" + self.number[-4:]).to_bytes()
+        extra = None
+        if msg.method == "OPTIONS":  # a client answers a capability query with its tags
+            extra = [("Contact", f"{self.contact};{RCS_TAGS}")]
+        data = make_response(msg, status, to_tag="ue" + self.number[-4:],
+                             extra=extra).to_bytes()
         if msg.method == "MESSAGE" and self.answer_delay:
             asyncio.get_running_loop().call_later(self.answer_delay, self.send_raw, data)
         else:

@@ -155,3 +155,22 @@ def test_directory_agrees_with_a_linear_scan(value: int, width: int) -> None:
         if len(r.first) == len(number) and r.first <= number <= r.last:
             expected = SubscriberKind(r.kind)
     assert SubscriberDirectory(_RANGES).kind(number) is expected
+
+
+def test_capability_cache_ttl_invalidate_and_bound() -> None:
+    from fivegmc.core.capability import CapabilityAnswer, CapabilityCache
+
+    cache = CapabilityCache(ttl=10.0, max_entries=2)
+    ans = CapabilityAnswer(200, None, (("+g.gsma.rcs.botversion", '"#=1"'),))
+    cache.put("+8613800000001", ans, now=0.0)
+    assert cache.get("+8613800000001", now=9.9) == ans
+    assert cache.get("+8613800000001", now=10.0) is None  # expired, and dropped
+    cache.put("+8613800000001", ans, now=0.0)
+    cache.invalidate("+8613800000001")
+    assert cache.get("+8613800000001", now=1.0) is None
+    for i in range(3):
+        cache.put(f"+861380000000{i}", ans, now=0.0)
+    assert len(cache) <= 2  # bounded
+    off = CapabilityCache(ttl=0.0)
+    off.put("+8613800000001", ans, now=0.0)
+    assert off.get("+8613800000001", now=0.0) is None
