@@ -8,11 +8,12 @@ import math
 import os
 import ssl
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from ..config import Profile
-from ..core.registrar import Flow, Registrar
+from ..core.registrar import Binding, Flow, Registrar, feature_tags
 from ..core.routing import Router
 from ..core.subscribers import SubscriberDirectory
 from ..net.stream import StreamTransport
@@ -22,8 +23,8 @@ from ..sip.digest import NonceManager
 from ..sip.errors import RemoteProtocolError
 from ..sip.message import Request
 from ..sip.transaction import TimerConfig
-from ..sip.uri import aor_key
-from ..store.protocol import Store
+from ..sip.uri import aor_key, parse_name_addr
+from ..store.protocol import Store, StoredBinding, StoreError
 from .cdrs import DELIVERED, FAILED, CdrRecorder
 from .forwarding import StoreAndForward
 from .proxy import ProxyCore, reason_for, salvage_response
@@ -84,6 +85,11 @@ class SipNode:
             self.core.distribute_handler = self.forwarding.on_distribute
             self.core.answer_timeout = profile.messaging.answer_timeout_s
             self.router.on_registered = self.forwarding.on_registered
+        self.store = store
+        self._saves: set[asyncio.Task[None]] = set()
+        self._spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]] | None = None
+        if store is not None:
+            self.router.on_bindings = self._save_bindings
         metrics.watch_registrar(lambda: self.registrar.binding_count,
                                 lambda: self.registrar.aor_count)
         self._udp: UdpEndpoint | None = None
@@ -96,6 +102,9 @@ class SipNode:
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> list[Listener]:
         self._loop = asyncio.get_running_loop()
+        restored = await self.load_registrations()
+        if restored:
+            self.log.info("registrations restored from the store", bindings=restored)
         sip = self.profile.sip
         if sip.enable_udp:
             self._udp = await open_udp(sip.host, sip.udp_port, self._on_datagram,
@@ -136,12 +145,59 @@ class SipNode:
         """Run until cancelled, under one TaskGroup: housekeeping, and the outgoing stream
         connects the transports start (their parent is this group)."""
         async with asyncio.TaskGroup() as tg:
+            self._spawn = tg.create_task
             for st in self._streams.values():
                 st.spawn = tg.create_task
             if self.forwarding is not None:
                 self.forwarding.bind(tg.create_task)
                 tg.create_task(self.forwarding.run())
             tg.create_task(self._housekeeping())
+
+    # -- registrations kept in the store ----------------------------------------------------
+    def _save_bindings(self, aor: str, bindings: tuple[Binding, ...]) -> None:
+        """Persist an AoR's bindings after a REGISTER (soft state: written after the 200; a
+        UE whose save is lost re-registers within its own refresh interval)."""
+        assert self.store is not None and self._loop is not None
+        offset = time.time() - self._now()
+        stored = [
+            StoredBinding(aor=aor, contact=str(b.contact), contact_key=b.contact_key,
+                          expires_at=b.expires_at + offset, call_id=b.call_id, cseq=b.cseq,
+                          transport=b.flow.transport, host=b.flow.host, port=b.flow.port,
+                          q=b.q, registered_at=b.registered_at + offset)
+            for b in bindings
+        ]
+        spawn = self._spawn or self._loop.create_task  # the node's TaskGroup once it runs
+        task = spawn(self._write_bindings(aor, stored))
+        self._saves.add(task)
+        task.add_done_callback(self._saves.discard)
+
+    async def _write_bindings(self, aor: str, stored: list[StoredBinding]) -> None:
+        assert self.store is not None
+        try:
+            await self.store.save_bindings(aor, stored)
+        except StoreError as exc:
+            self.log.warning("could not save a registration", aor=aor, error=str(exc))
+
+    async def load_registrations(self) -> int:
+        """Rebuild the registrar from the store (at start, before listening)."""
+        if self.store is None:
+            return 0
+        now_wall = time.time()
+        offset = now_wall - self._now()
+        count = 0
+        for sb in await self.store.load_bindings(now_wall):
+            try:
+                contact = parse_name_addr(sb.contact)
+            except RemoteProtocolError:
+                continue
+            self.registrar.restore(Binding(
+                aor=sb.aor, contact=contact, contact_key=sb.contact_key,
+                expires_at=sb.expires_at - offset, call_id=sb.call_id, cseq=sb.cseq,
+                flow=Flow(sb.transport, sb.host, sb.port), q=sb.q,
+                feature_tags=feature_tags(contact), registered_at=sb.registered_at - offset,
+            ))
+            count += 1
+        return count
 
     def _relay_outcome(self, req: Request, number: str | None, status: int,
                        elapsed: float) -> None:

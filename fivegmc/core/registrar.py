@@ -202,6 +202,15 @@ class Registrar:
                 heapq.heappush(self._heap, (b.expires_at, aor, b.contact_key))  # new/refreshed
         return RegisterOutcome(200, bindings=tuple(result), changed=changed)
 
+    def restore(self, binding: Binding) -> None:
+        """Put back a binding loaded from storage (at start-up); no §10.3 checks."""
+        binding.contact.params = self._share(binding.contact.params)
+        binding.feature_tags = self._share(binding.feature_tags)
+        found = [b for b in self._bindings.get(binding.aor, [])
+                 if b.contact_key != binding.contact_key]
+        self._set(binding.aor, [*found, binding])
+        heapq.heappush(self._heap, (binding.expires_at, binding.aor, binding.contact_key))
+
     def _share(
         self, params: tuple[tuple[str, str | None], ...]
     ) -> tuple[tuple[str, str | None], ...]:

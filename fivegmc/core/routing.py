@@ -121,6 +121,7 @@ class Router:
         nonces: digest.NonceManager | None = None,
         wall_clock: Callable[[], float] | None = None,
         on_registered: Callable[[str], None] | None = None,
+        on_bindings: Callable[[str, tuple[Binding, ...]], None] | None = None,
     ) -> None:
         self.profile = profile
         self.registrar = registrar
@@ -131,6 +132,8 @@ class Router:
         self.wall_clock = wall_clock
         # Told after every successful REGISTER that leaves bindings (store-and-forward delivers).
         self.on_registered = on_registered
+        # Told after every successful REGISTER with the AoR's bindings now (for persistence).
+        self.on_bindings = on_bindings
         op = profile.operator
         self.home_domain = op.home_domain.lower()
         self.local_domains = {self.home_domain, *(d.lower() for d in op.local_domains)}
@@ -280,6 +283,8 @@ class Router:
         if outcome.status != 200:
             return Reply(outcome.status, outcome.reason, log_reason=outcome.reason)
         self.capabilities.invalidate(number)  # what the UE can do may have changed
+        if outcome.changed and self.on_bindings is not None:
+            self.on_bindings(number, outcome.bindings)
         if outcome.bindings and self.on_registered is not None:
             self.on_registered(number)
         headers = tuple(

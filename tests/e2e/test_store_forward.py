@@ -380,3 +380,25 @@ async def test_cdrs_one_record_per_message_outcome(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "fivegmc", "cdr", "dump", *map(str, files)],
                          capture_output=True, text=True, check=True).stdout
     assert len([json.loads(line) for line in out.splitlines()]) == 3
+
+
+async def test_registrations_survive_a_restart_in_the_store(tmp_path: Path) -> None:
+    """Bindings are saved to the store; a restarted node reaches the UE without a new
+    REGISTER (SQLite file kept across the restart)."""
+    prof = make_profile("store.kind=sqlite", f"store.path={tmp_path / 'store.db'}")
+    async with running(prof) as node:
+        lst = node.listener("udp")
+        b = await UE(B, (lst.host, lst.port)).start()
+        assert (await b.register()).status == 200
+        await asyncio.sleep(0.2)  # the save is written after the 200
+    async with running(prof) as node:  # a new process in all but name: empty memory
+        assert node.sip.registrar.binding_count == 1
+        lst = node.listener("udp")
+        b.node = (lst.host, lst.port)  # the test UE answers to its node, a real one to the Via
+        a = await UE(A, (lst.host, lst.port)).start()
+        try:
+            assert (await a.message(B, "after a restart")).status == 200
+            assert len(b.received) == 1
+        finally:
+            a.close()
+            b.close()
