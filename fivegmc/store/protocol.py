@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 
@@ -78,6 +78,12 @@ class StoredBinding:
     port: int
     q: float = 1.0
     registered_at: float = 0.0
+
+
+def binding_values(b: StoredBinding) -> tuple[str | float | int, ...]:
+    """A binding's fields in declaration order (row / wire form; ``StoredBinding(*values)``
+    rebuilds it)."""
+    return tuple(getattr(b, f.name) for f in fields(StoredBinding))
 
 
 @dataclass(frozen=True, slots=True)

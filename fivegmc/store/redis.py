@@ -69,6 +69,7 @@ from .protocol import (
     StoreFull,
     StoreUnavailable,
     TraceEvent,
+    binding_values,
 )
 
 T = TypeVar("T")
@@ -243,21 +244,7 @@ def _decode_messages(rows: Any) -> list[StoredMessage]:
 
 
 def _encode_binding(b: StoredBinding) -> str:
-    return json.dumps(
-        [
-            b.aor,
-            b.contact,
-            b.contact_key,
-            b.expires_at,
-            b.call_id,
-            b.cseq,
-            b.transport,
-            b.host,
-            b.port,
-            b.q,
-            b.registered_at,
-        ]
-    )
+    return json.dumps(list(binding_values(b)))
 
 
 def _decode_binding(raw: bytes) -> StoredBinding:

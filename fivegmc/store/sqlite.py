@@ -33,6 +33,7 @@ from .protocol import (
     StoreFull,
     StoreUnavailable,
     TraceEvent,
+    binding_values,
 )
 
 _SCHEMA = """
@@ -534,19 +535,7 @@ def _message_row(m: StoredMessage) -> tuple[Any, ...]:
 
 
 def _binding_row(b: StoredBinding) -> tuple[Any, ...]:
-    return (
-        b.aor,
-        b.contact,
-        b.contact_key,
-        b.expires_at,
-        b.call_id,
-        b.cseq,
-        b.transport,
-        b.host,
-        b.port,
-        b.q,
-        b.registered_at,
-    )
+    return binding_values(b)
 
 
 def _trace_row(op: _Op) -> tuple[Any, ...]:
