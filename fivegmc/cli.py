@@ -52,6 +52,7 @@ async def _serve(profile: Profile, loop_name: str) -> None:
     try:
         for endpoint in await node.start():
             click.echo(f"listening {endpoint}")
+        click.echo(f"store {node.store_description}")
         click.echo(f"operator {profile.operator.name} domain {profile.operator.home_domain} "
                    f"loop {loop_name}")
         tune_gc()

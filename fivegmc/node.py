@@ -51,6 +51,12 @@ class Node:
         add_admin_routes(self.admin.app, self.sip, self.store)
         self.endpoints: list[str] = []
 
+    @property
+    def store_description(self) -> str:
+        cfg = self.profile.store
+        where = {"sqlite": cfg.path, "redis": cfg.url}.get(cfg.kind, "(lost on exit)")
+        return f"{cfg.kind} {where}"
+
     def _health(self) -> dict[str, Any]:
         servers, clients = self.sip.core.transaction_counts
         return {
@@ -72,10 +78,6 @@ class Node:
 
     async def start(self) -> list[str]:
         await self.store.open()  # before any listener: stored messages must be reachable
-        self.endpoints.append(f"store/{self.profile.store.kind} "
-                              + (self.profile.store.path if self.profile.store.kind == "sqlite"
-                                 else self.profile.store.url
-                                 if self.profile.store.kind == "redis" else "(in memory)"))
         for lst in await self.sip.start():
             self.endpoints.append(str(lst))
         if self.profile.admin.enabled:
