@@ -23,34 +23,17 @@ from fivegmc.store.protocol import (
 )
 from fivegmc.store.redis import RedisStore
 
+from .builders import NOW
+from .builders import msg as make_msg
 from .redis_server import redis_available, redis_server, redis_server_process
 
 pytestmark = pytest.mark.skipif(
     not redis_available(), reason="redis-server is not on PATH (Debian package redis-server)"
 )
 
-NOW = 1_700_000_000.0
-
-
-def msg(
-    n: int,
-    *,
-    recipient: str = "+8613800000001",
-    imdn: str | None = None,
-    sender: str = "+8613900000001",
-    expires_at: float = NOW + 3600,
-) -> StoredMessage:
-    return StoredMessage(
-        id=f"m{n}",
-        recipient=recipient,
-        sender=sender,
-        imdn_message_id=imdn,
-        received_at=NOW,
-        expires_at=expires_at,
-        content_type="message/cpim",
-        body=b"\x00\xffbody " + str(n).encode(),
-        headers=(("From", "<sip:a@x>"), ("To", "<sip:b@x>")),
-    )
+def msg(n: int, **kw: Any) -> StoredMessage:
+    """The contract suite's message, numbered, with a binary body (bytes must round-trip)."""
+    return make_msg(msg_id=f"m{n}", body=b"\x00\xffbody " + str(n).encode(), **kw)
 
 
 @pytest.fixture
