@@ -34,12 +34,15 @@ __all__ = [
     "AdminConfig",
     "AuthConfig",
     "AuthUser",
+    "ChatbotConfig",
     "LogConfig",
+    "MaapConfig",
     "NumberRange",
     "OperatorConfig",
     "Profile",
     "ProfileError",
     "RegistrarConfig",
+    "RouteConfig",
     "SipConfig",
     "load_profile",
     "load_profile_text",
@@ -276,6 +279,90 @@ class CdrConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     max_file_bytes: int = 64 * 1024 * 1024
 
 
+class RouteConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[[routes]]``: requests for a foreign domain sent to a fixed next hop (a MaaP, a peer)."""
+
+    #: Request-URI host this route serves (e.g. ``botplatform.rcs.chinamobile.com``).
+    domain: str
+    #: Where to send them: a SIP URI naming host, port and transport
+    #: (``sip:127.0.0.1:5070;transport=tcp``).
+    next_hop: str
+
+
+class ChatbotConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[[maap.chatbots]]``: one chatbot provisioned on the MaaP."""
+
+    #: Chatbot id: the GSMA ``botId``, or the CT/CU chatbotId / CMCC service code.
+    id: str
+    #: Chatbot SIP URI, e.g. ``sip:12599@botplatform.rcs.chinamobile.com``.
+    uri: str
+    #: Northbound API dialect: ``gsma`` (MaaP bot/v1 + OAuth2), ``ctcu`` (China Telecom /
+    #: Unicom JSON) or ``cmcc`` (China Mobile OMA NetAPI XML).
+    dialect: Literal["gsma", "ctcu", "cmcc"]
+    #: Credentials: GSMA clientId / CT-CU appId / CMCC appId.
+    app_id: str
+    #: GSMA clientSecret / CT-CU appKey / CMCC password (lab credentials only).
+    secret: str
+    #: GSMA: webhook URL events are POSTed to. CT/CU and CMCC: the CSP's notify URL base.
+    webhook: str = ""
+    #: Shared secret for the webhook signature (GSMA HMAC-SHA256 of the body); "" = unsigned.
+    webhook_secret: str = ""
+    #: Directory entry shown to UEs.
+    name: str = ""
+    description: str = ""
+    category: str = ""
+    #: SMS port (service number) the chatbot is reached on by SMS, e.g. ``1065900000001``.
+    sms_port: str = ""
+    #: API sends per second allowed (token bucket, burst = one second's worth); beyond → 429.
+    rate_limit_per_s: float = 100.0
+    #: Traffic types this chatbot may send (CPIM ``maap.Traffic-Type``).
+    traffic_types: tuple[str, ...] = ("advertisement", "payment", "premium", "subscription",
+                                      "token")
+    #: SMS fallback text when the request gives none (CMCC: no per-message field; an H5 link).
+    fallback_text: str = ""
+
+
+class MaapConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[maap]``: the MaaP node (chatbot REST APIs, webhooks, file store)."""
+
+    enabled: bool = True
+    #: HTTP listen address and port for the chatbot APIs, files and ``/openapi.json``.
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Path prefix before ``/bot/v1``, ``/oauth2/v1``, ``/messaging/...`` (e.g. ``/rcs``).
+    server_root: str = ""
+    #: Base URL put in file URLs and links; "" = ``http://{host}:{port}``.
+    public_url: str = ""
+    #: SIP listener (TCP) the 5GMC reaches the MaaP on; 0 = ephemeral.
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5070
+    #: The 5GMC the MaaP sends through; "" = this profile's own SIP node over TCP.
+    center: str = ""
+    #: Access token lifetime (seconds).
+    token_ttl_s: int = 7200
+    #: CMCC: largest accepted skew of the request's Date header (seconds).
+    date_skew_s: int = 900
+    #: Most destinations in one send (mass send); more → 413 / the dialect's error.
+    max_destinations: int = 10000
+    #: Largest accepted request body (bytes; 250 KB).
+    max_body_bytes: int = 256000
+    #: Largest uploaded file (bytes).
+    max_file_bytes: int = 10485760
+    #: Uploaded files expire after this long unless the request says (seconds; 30 days).
+    file_ttl_s: int = 2592000
+    #: Durable state (webhook queue, message states, files); relative to the working directory.
+    data_dir: str = ".fivegmc-data/maap"
+    #: Webhook POST retry: first after this long, doubling up to retry_max_s; per-POST timeout.
+    webhook_retry_initial_s: float = 1.0
+    webhook_retry_max_s: float = 300.0
+    webhook_timeout_s: float = 5.0
+    #: A message not delivered within this long is reported failed (or falls back to SMS when
+    #: allowed); 0 = only the 5GMC's store-and-forward validity applies.
+    delivery_timeout_s: float = 0.0
+    #: Provisioned chatbots.
+    chatbots: tuple[ChatbotConfig, ...] = ()
+
+
 class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One lab operator node, as described by a profile TOML file."""
 
@@ -299,6 +386,10 @@ class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     cdr: CdrConfig = CdrConfig()
     #: Capability queries.
     capability: CapabilityConfig = CapabilityConfig()
+    #: Static next hops for foreign domains (chatbot platforms, peers).
+    routes: tuple[RouteConfig, ...] = ()
+    #: The MaaP node.
+    maap: MaapConfig = MaapConfig()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -579,7 +670,53 @@ def _check(profile: Profile, base_dir: Path | None) -> list[_Problem]:
         problems.append(
             ("log.level", f"expected one of {', '.join(LOG_LEVELS)}, got {profile.log.level!r}")
         )
+    problems += _check_routes(profile.routes)
+    problems += _check_maap(profile.maap)
     return problems
+
+
+def _check_routes(routes: Sequence[RouteConfig]) -> Iterator[_Problem]:
+    for index, route in enumerate(routes):
+        yield from _non_empty(f"routes[{index}].domain", route.domain)
+        if not route.next_hop.startswith(("sip:", "sips:")) or "@" in route.next_hop:
+            yield (f"routes[{index}].next_hop",
+                   f"expected a SIP URI naming a host (sip:host:port;transport=tcp), "
+                   f"got {route.next_hop!r}")
+
+
+def _check_maap(maap: MaapConfig) -> Iterator[_Problem]:
+    yield from _port("maap.port", maap.port)
+    yield from _port("maap.sip_port", maap.sip_port)
+    if maap.server_root and (not maap.server_root.startswith("/")
+                             or maap.server_root.endswith("/")):
+        yield "maap.server_root", f"expected '' or '/prefix' without a trailing '/', got " \
+                                  f"{maap.server_root!r}"
+    for key in ("token_ttl_s", "date_skew_s", "max_destinations", "max_body_bytes",
+                "max_file_bytes", "file_ttl_s", "webhook_retry_initial_s",
+                "webhook_timeout_s"):
+        yield from _positive(f"maap.{key}", getattr(maap, key))
+    if maap.webhook_retry_max_s < maap.webhook_retry_initial_s:
+        yield "maap.webhook_retry_max_s", "expected >= maap.webhook_retry_initial_s"
+    if maap.delivery_timeout_s < 0:
+        yield "maap.delivery_timeout_s", "expected >= 0"
+    seen_ids: set[str] = set()
+    seen_uris: set[str] = set()
+    for index, bot in enumerate(maap.chatbots):
+        key = f"maap.chatbots[{index}]"
+        yield from _non_empty(f"{key}.id", bot.id)
+        yield from _non_empty(f"{key}.app_id", bot.app_id)
+        yield from _non_empty(f"{key}.secret", bot.secret)
+        if not re.fullmatch(r"sips?:[^@\s]+@[^@\s]+", bot.uri):
+            yield f"{key}.uri", f"expected a chatbot SIP URI (sip:id@domain), got {bot.uri!r}"
+        if bot.id in seen_ids:
+            yield f"{key}.id", f"duplicate chatbot id {bot.id!r}"
+        if bot.uri.lower() in seen_uris:
+            yield f"{key}.uri", f"duplicate chatbot uri {bot.uri!r}"
+        seen_ids.add(bot.id)
+        seen_uris.add(bot.uri.lower())
+        yield from _positive(f"{key}.rate_limit_per_s", bot.rate_limit_per_s)
+        if bot.webhook and not bot.webhook.startswith(("http://", "https://")):
+            yield f"{key}.webhook", f"expected an http(s) URL, got {bot.webhook!r}"
 
 
 def _port(key: str, value: int) -> Iterator[_Problem]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..config import Profile
 from ..core.registrar import Binding, Registrar
-from ..core.routing import Distribute
+from ..core.routing import Distribute, Revoke
 from ..cpim import build_imdn_report_cpim, parse_cpim
 from ..sip.errors import RemoteProtocolError
 from ..sip.message import Request
@@ -36,7 +36,7 @@ from ..store.protocol import (
     StoreFull,
     TraceEvent,
 )
-from .cdrs import DELIVERED, DUPLICATE, EXPIRED, CdrRecorder, Outcome
+from .cdrs import DELIVERED, DUPLICATE, EXPIRED, REVOKED, CdrRecorder, Outcome
 from .proxy import ProxyCore
 
 #: Request headers that belong to one hop or one transaction and are not stored.
@@ -54,7 +54,8 @@ class StoreAndForward:
     def __init__(self, profile: Profile, store: Store, core: ProxyCore, registrar: Registrar,
                  target_flow: Callable[[Binding], Any], log: Any,
                  now: Callable[[], float], wall: Callable[[], float] = time.time,
-                 cdrs: CdrRecorder | None = None) -> None:
+                 cdrs: CdrRecorder | None = None,
+                 route_for: Callable[[str], Binding | None] = lambda uri: None) -> None:
         self.profile = profile
         self.store = store
         self.core = core
@@ -65,8 +66,10 @@ class StoreAndForward:
         self.wall = wall  # wall clock, for what is stored
         self.domain = profile.operator.home_domain
         self.cdrs = cdrs
+        self.route_for = route_for  # the static route (next hop) serving a URI, if any
         self._spawn: Callable[[Awaitable[None]], Any] | None = None
         self._delivering: set[str] = set()
+        self._in_flight: set[str] = set()  # stored message ids being delivered right now
         # Messages stored after the answer timeout whose relay is still running: token → id
         # once stored; tokens whose late 2xx came while the put was still in flight.
         self._stored_ids: dict[object, tuple[str, float]] = {}  # token -> (id, forget at)
@@ -218,6 +221,39 @@ class StoreAndForward:
             if self.registrar.lookup(msg.recipient, self.now()):
                 self.on_registered(msg.recipient)
 
+    # -- revoking ----------------------------------------------------------------------------
+    def on_revoke(self, req: Request, d: Revoke, token: object) -> None:
+        """The sender withdraws a message: an undelivered stored copy is removed (200); one
+        already delivered, being delivered right now, or never stored cannot be (404)."""
+        self._start(self._revoke(d, token))
+
+    async def _revoke(self, d: Revoke, token: object) -> None:
+        try:
+            found = await self._find_stored(d)
+            if found is None or found.id in self._in_flight:
+                self.core.answer(token, 404, self.now(), "Message not stored")
+                return
+            if not await self.store.mark_failed(found.id, self.wall(), "revoked"):
+                self.core.answer(token, 404, self.now(), "Message not stored")
+                return
+        except StoreError as exc:
+            self.log.warning("store unavailable for a revoke: 503", error=str(exc))
+            self.core.answer(token, 503, self.now(), "Message store unavailable",
+                             (("Retry-After", "5"),))
+            return
+        await self._trace(found.id, "revoked", f"by {d.sender}")
+        self._cdr(found, REVOKED, 200)
+        self.core.answer(token, 200, self.now())
+
+    async def _find_stored(self, d: Revoke) -> StoredMessage | None:
+        """The sender's STORED message with that imdn.Message-ID for the recipient (a one-to-
+        many copy is keyed ``id#number``). Scans the recipient's queue: bounded by its size."""
+        wanted = {d.message_id, f"{d.message_id}#{d.number}"}
+        for msg in await self.store.pending(d.number, limit=self.profile.store.max_stored):
+            if msg.sender == d.sender and msg.imdn_message_id in wanted:
+                return msg
+        return None
+
     # -- delivering --------------------------------------------------------------------------
     def on_registered(self, number: str) -> None:
         """The subscriber registered (or refreshed): deliver what waits for it, in order."""
@@ -246,7 +282,11 @@ class StoreAndForward:
         bindings = self.registrar.lookup(msg.recipient, self.now())
         if not bindings:
             return False
-        status = await self._send(msg, bindings[0])
+        self._in_flight.add(msg.id)
+        try:
+            status = await self._send(msg, bindings[0])
+        finally:
+            self._in_flight.discard(msg.id)
         if 200 <= status < 300:
             if await self.store.mark_delivered(msg.id, self.wall()):
                 self._cdr(msg, DELIVERED, status)
@@ -258,13 +298,14 @@ class StoreAndForward:
         await self._trace(msg.id, "delivery-failed", f"status {status}, retry in {backoff:g}s")
         return False
 
-    def _send(self, msg: StoredMessage, binding: Binding) -> asyncio.Future[int]:
+    def _send(self, msg: StoredMessage, binding: Binding,
+              request_uri: str | None = None) -> asyncio.Future[int]:
         """Originate the stored MESSAGE towards one binding; resolves to the final status."""
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         flow = self.target_flow(binding)
         branch = self.core.new_branch()
         lines = [
-            f"MESSAGE {binding.contact.uri} SIP/2.0",
+            f"MESSAGE {request_uri or binding.contact.uri} SIP/2.0",
             f"Via: {self.core.local_via(flow.transport)};branch={branch}",
             "Max-Forwards: 70",
             *(f"{n}: {v}" for n, v in msg.headers),
@@ -333,15 +374,19 @@ class StoreAndForward:
             return
         if "negative-delivery" not in cpim.disposition_notification or not cpim.message_id:
             return
-        if not msg.sender.startswith("+"):
-            return  # not one of our subscribers (the NNI issue routes these)
         now = self.wall()
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        sender_uri = (f"sip:{msg.sender}" if "@" in msg.sender
+                      else f"sip:{msg.sender}@{self.domain}")
         body = build_imdn_report_cpim(
-            from_=f"<sip:{msg.recipient}@{self.domain}>", to=f"<sip:{msg.sender}@{self.domain}>",
+            from_=f"<sip:{msg.recipient}@{self.domain}>", to=f"<{sender_uri}>",
             message_id=uuid.uuid4().hex, datetime=stamp, original_message_id=cpim.message_id,
             original_datetime=cpim.datetime or stamp, kind="delivery", status="failed",
         )
+        if not msg.sender.startswith("+"):
+            # a chatbot (or a peer's user) behind a static route: send it there
+            await self._imdn_via_route(msg, sender_uri, body)
+            return
         report = StoredMessage(
             id=uuid.uuid4().hex, recipient=msg.sender, sender=msg.recipient,
             imdn_message_id=None, received_at=now,
@@ -360,6 +405,30 @@ class StoreAndForward:
         await self._trace(msg.id, "imdn-sent", "negative-delivery (failed)")
         if self.registrar.lookup(msg.sender, self.now()):
             self.on_registered(msg.sender)
+
+    async def _imdn_via_route(self, msg: StoredMessage, sender_uri: str, body: bytes) -> None:
+        """Originate the IMDN to the route serving the sender's domain (the MaaP), retrying
+        with backoff while the next hop does not answer 2xx (bounded: 6 attempts)."""
+        hop = self.route_for(sender_uri)
+        if hop is None:
+            return  # nobody to tell (the NNI issue routes other operators' users)
+        delay = self.profile.messaging.retry_initial_s
+        for attempt in range(6):
+            report = StoredMessage(
+                id=f"{msg.id}-imdn", recipient=msg.sender, sender=msg.recipient,
+                imdn_message_id=None, received_at=self.wall(), expires_at=msg.expires_at,
+                content_type="message/cpim", body=body, attempts=attempt,
+                headers=(("From", f"<sip:{msg.recipient}@{self.domain}>;tag={msg.id[:8]}"),
+                         ("To", f"<{sender_uri}>"), ("Content-Type", "message/cpim")),
+            )
+            status = await self._send(report, hop, request_uri=sender_uri)
+            if 200 <= status < 300:
+                await self._trace(msg.id, "imdn-sent", f"negative-delivery to {sender_uri}")
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.profile.messaging.retry_max_s)
+        self.log.warning("negative-delivery IMDN not accepted by the next hop",
+                         message_id=msg.id, to=sender_uri)
 
     async def _trace(self, msg_id: str, event: str, detail: str = "") -> None:
         # a lost trace line must never lose or delay the message itself

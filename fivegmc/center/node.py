@@ -79,10 +79,11 @@ class SipNode:
         if store is not None and profile.messaging.store_and_forward:
             self.forwarding = StoreAndForward(profile, store, self.core, self.registrar,
                                               self.core.target_flow, log, self._now,
-                                              cdrs=cdrs)
+                                              cdrs=cdrs, route_for=self._route_for)
             self.core.store_handler = self.forwarding.on_store
             self.core.late_success_handler = self.forwarding.on_late_success
             self.core.distribute_handler = self.forwarding.on_distribute
+            self.core.revoke_handler = self.forwarding.on_revoke
             self.core.answer_timeout = profile.messaging.answer_timeout_s
             self.router.on_registered = self.forwarding.on_registered
         self.store = store
@@ -98,6 +99,17 @@ class SipNode:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+
+    def _route_for(self, uri: str) -> Binding | None:
+        try:
+            return self.router.route_for(parse_name_addr(f"<{uri}>").uri)
+        except RemoteProtocolError:
+            return None
+
+    def add_route(self, domain: str, next_hop: str) -> None:
+        """Route requests for a foreign ``domain`` to ``next_hop`` (``sip:host:port;transport=
+        tcp``), e.g. chatbot domains to the MaaP, and trust that peer for its domain."""
+        self.router.add_route(domain, next_hop)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> list[Listener]:

@@ -23,6 +23,7 @@ from ..core.routing import (
     Distribute,
     Relay,
     Reply,
+    Revoke,
     Router,
     Store,
     loop_hash,
@@ -158,6 +159,8 @@ class ProxyCore:
         self.distribute_handler: Callable[[Request, Distribute, object], None] | None = None
         # Told when a UE's 2xx arrives for a request already stored after the answer timeout.
         self.late_success_handler: Callable[[object], None] | None = None
+        # Revoke requests go to this handler, answered later through :meth:`answer`.
+        self.revoke_handler: Callable[[Request, Revoke, object], None] | None = None
         self.answer_timeout = answer_timeout
         self._answer_deadlines: list[tuple[float, int, _ServerSide]] = []
         self._answer_seq = itertools.count()
@@ -318,6 +321,11 @@ class ProxyCore:
                             now)
             else:
                 self.distribute_handler(req, decision, side)  # answered via answer()
+        elif isinstance(decision, Revoke):
+            if self.revoke_handler is None:
+                self._reply(side, Reply(404, "Message not stored"), now)
+            else:
+                self.revoke_handler(req, decision, side)  # answered via answer()
         elif isinstance(decision, Store):
             if self.store_handler is None:
                 self._reply(side, Reply(480, log_reason="store-and-forward unavailable"), now)
@@ -381,14 +389,14 @@ class ProxyCore:
         self._pending_relays += 1
         side.number = d.number
         if (self.answer_timeout and d.number is not None and self.store_handler is not None
-                and req.method == "MESSAGE"):
+                and req.method == "MESSAGE" and d.storable):
             heapq.heappush(self._answer_deadlines,
                            (now + self.answer_timeout, next(self._answer_seq), side))
         lh = loop_hash(req)
         for binding in d.targets:
             flow = self._target_flow(binding)
             branch = f"{MAGIC_COOKIE}{lh}.{self._tag_prefix}{next(self._branch_seq):x}"
-            out = req.forward_bytes(str(binding.contact.uri),
+            out = req.forward_bytes(req.uri if d.keep_uri else str(binding.contact.uri),
                                     f"{self._local_via(flow.transport)};branch={branch}",
                                     d.max_forwards)
             txn = NonInviteClientTransaction(

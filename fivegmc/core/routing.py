@@ -1,6 +1,7 @@
 """The 5GMC routing pipeline for out-of-dialog requests, as named steps (like a Kamailio
-route block): sanity → auth → registrar → dispatch (MESSAGE relay, OPTIONS capability answer,
-the proper 4xx/5xx for everything else).
+route block): sanity → auth → registrar → static route (foreign domains with a configured next
+hop: chatbot platforms, peers) → dispatch (MESSAGE relay, OPTIONS capability answer, revoke, the
+proper 4xx/5xx for everything else).
 
 Pure and synchronous: it reads a parsed request, the registrar and the directory, and returns a
 decision; the proxy core (``center/``) carries decisions out with transactions and transports.
@@ -8,6 +9,7 @@ decision; the proxy core (``center/``) carries decisions out with transactions a
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +70,21 @@ class Relay:
     targets: tuple[Binding, ...]
     max_forwards: int
     number: str | None = None  # the recipient, when it is a subscriber (store-and-forward)
+    #: Keep the Request-URI and send to the target's address (a static route's next hop)
+    #: instead of retargeting to the binding's Contact (§16.5).
+    keep_uri: bool = False
+    #: May be stored when the UE does not answer in time (false: Request-Disposition no-queue).
+    storable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Revoke:
+    """A revoke request (``application/vnd.gsma.rcsrevoke+xml``) for a message the sender sent
+    to ``number``: the adapter removes the undelivered stored copy (200) or answers 404."""
+
+    number: str
+    sender: str
+    message_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +111,9 @@ class Absorb:
     why: str
 
 
-Decision = Reply | Relay | Store | Distribute | Absorb
+Decision = Reply | Relay | Store | Distribute | Revoke | Absorb
+
+REVOKE_TYPE = "application/vnd.gsma.rcsrevoke+xml"
 
 
 def loop_hash(req: Request) -> str:
@@ -141,9 +160,39 @@ class Router:
         self.realm = profile.auth.effective_realm(op)
         self.capabilities = CapabilityCache(profile.capability.cache_ttl_s)
         self.max_forwards = profile.sip.max_forwards
+        # Static routes: foreign Request-URI domain → next hop (as a binding to relay to).
+        self.routes: dict[str, Binding] = {}
+        for route in profile.routes:
+            self.add_route(route.domain, route.next_hop)
 
     def add_local_domain(self, domain: str) -> None:
         self.local_domains.add(domain.lower())
+
+    def add_route(self, domain: str, next_hop: str) -> None:
+        """Send requests for ``domain`` to ``next_hop`` (``sip:host:port;transport=tcp``) and
+        trust requests from that host whose From is in ``domain`` (a trusted peer: the MaaP,
+        an interconnect partner), as an IBCF trusts its configured peers."""
+        uri = parse_uri(next_hop)
+        if not isinstance(uri, SipUri):
+            raise ValueError(f"next hop must be a SIP URI: {next_hop!r}")
+        transport = (uri.param("transport") or "udp").lower()
+        port = uri.port or (5061 if transport == "tls" else 5060)
+        self.routes[domain.lower()] = Binding(
+            aor=domain.lower(), contact=NameAddr(uri), contact_key=next_hop,
+            expires_at=float("inf"), call_id="", cseq=0,
+            flow=Flow(transport, uri.host.strip("[]"), port),
+        )
+
+    def route_for(self, uri: object) -> Binding | None:
+        """The static route serving a URI's host, if any."""
+        if not self.routes or not isinstance(uri, SipUri):
+            return None
+        return self.routes.get(uri.host.lower())
+
+    def trusted_peer(self, req: Request, flow: Flow) -> bool:
+        """A request from a configured next hop, sent on behalf of its own domain."""
+        hop = self.route_for(req.from_().uri)
+        return hop is not None and hop.flow.host == flow.host
 
     # -- the pipeline ------------------------------------------------------------------
     def route(self, req: Request, flow: Flow, now: float) -> Decision:
@@ -151,8 +200,18 @@ class Router:
             self.sanity(req)
             or self.authenticate(req, flow, now)
             or self.registrar_step(req, flow, now)
+            or self.static_route(req)
             or self.dispatch(req, now)
         )
+
+    def static_route(self, req: Request) -> Decision | None:
+        """Requests for a routed foreign domain go to its next hop, Request-URI unchanged."""
+        hop = self.route_for(req.request_uri()) if self.routes else None
+        if hop is None or req.method in ("CANCEL", "REGISTER"):
+            return None
+        mf = req.int_header("Max-Forwards")
+        return Relay((hop,), (mf if mf is not None else self.max_forwards + 1) - 1,
+                     keep_uri=True)
 
     def sanity(self, req: Request) -> Decision | None:
         """RFC 3261 §16.3 request validation, and §8.2 UAS checks for what we terminate."""
@@ -206,6 +265,8 @@ class Router:
         they are challenged with 407.
         """
         if self.nonces is None or req.method == "CANCEL":
+            return None
+        if self.routes and self.trusted_peer(req, flow):
             return None
         wall = self.wall_clock() if self.wall_clock is not None else now
         is_register = req.method == "REGISTER"
@@ -324,20 +385,34 @@ class Router:
         if isinstance(target, Reply):
             return target
         number, kind = target
+        if ctype == REVOKE_TYPE:
+            return self.revoke(req, number)
         if kind is SubscriberKind.SMS_ONLY:
             return Reply(480, "Recipient has no 5G Message client",
                          log_reason="MESSAGE to an SMS-only subscriber")
         bindings = self.registrar.lookup(number, now)
+        # RFC 3841 §9.1: "no-queue" asks us not to hold the request for a later delivery.
+        directives = (req.headers.get("Request-Disposition") or "").lower()
+        storable = "no-queue" not in directives
         if not bindings:
-            if self.profile.messaging.store_and_forward:
+            if self.profile.messaging.store_and_forward and storable:
                 return Store(number)
             return Reply(480, log_reason="recipient not registered")
-        disposition = req.headers.get("Request-Disposition")
-        if disposition is not None and len(bindings) > 1 and "no-fork" in disposition.lower():
+        if len(bindings) > 1 and "no-fork" in directives:
             bindings = bindings[:1]  # RFC 3841 §9.1: one target only, the best one
         mf = req.int_header("Max-Forwards")
         return Relay(tuple(bindings), (mf if mf is not None else self.max_forwards + 1) - 1,
-                     number)
+                     number, storable=storable)
+
+    def revoke(self, req: Request, number: str) -> Decision:
+        """A sender withdraws a message it sent to ``number`` (GSMA revoke, used by the MaaP):
+        the body names the CPIM ``imdn.Message-ID``."""
+        message_id = parse_revoke(req.body)
+        if message_id is None:
+            return Reply(400, "Bad Request (revoke body names no Message-ID)",
+                         log_reason="malformed revoke body")
+        sender = aor_key(req.from_().uri) or str(req.from_().uri)
+        return Revoke(number, sender, message_id)
 
     def note_capabilities(self, number: str, status: int, contact: str | None,
                           now: float) -> None:
@@ -468,3 +543,14 @@ def _same_uri(a: str, b: str) -> bool:
 
 def _is_ip(host: str) -> bool:
     return host.startswith("[") or host.replace(".", "").isdigit()
+
+
+_REVOKE_ID = re.compile(rb"<(?:[A-Za-z0-9_-]+:)?Message-ID>\s*([^<\s]{1,256})\s*</", re.I)
+
+
+def parse_revoke(body: bytes) -> str | None:
+    """The Message-ID a revoke body (``<revoke><Message-ID>…</Message-ID></revoke>``) names."""
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        return None  # no DTDs in our XML (entity expansion)
+    found = _REVOKE_ID.search(body)
+    return found.group(1).decode("utf-8", "replace") if found else None

@@ -28,6 +28,7 @@ class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OUTCOME_FALLBACK_SMS: _ClassVar[Outcome]
     OUTCOME_REJECTED: _ClassVar[Outcome]
     OUTCOME_DUPLICATE: _ClassVar[Outcome]
+    OUTCOME_REVOKED: _ClassVar[Outcome]
 MESSAGE_KIND_UNSPECIFIED: MessageKind
 MESSAGE_KIND_P2P: MessageKind
 MESSAGE_KIND_A2P: MessageKind
@@ -41,6 +42,7 @@ OUTCOME_FAILED: Outcome
 OUTCOME_FALLBACK_SMS: Outcome
 OUTCOME_REJECTED: Outcome
 OUTCOME_DUPLICATE: Outcome
+OUTCOME_REVOKED: Outcome
 
 class MessageCdr(_message.Message):
     __slots__ = ("record_id", "node", "operator", "message_id", "imdn_message_id", "sender", "recipient", "kind", "content_type", "body_size", "received_time", "final_time", "outcome", "sip_final_status", "delivery_attempts", "recipients_count", "extra")

@@ -403,6 +403,7 @@ def test_field_numbers_and_enum_values_are_stable() -> None:
         "OUTCOME_FALLBACK_SMS": 4,
         "OUTCOME_REJECTED": 5,
         "OUTCOME_DUPLICATE": 6,
+        "OUTCOME_REVOKED": 7,
     }
 
 

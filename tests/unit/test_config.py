@@ -410,3 +410,30 @@ def test_range_lookup() -> None:
     found = operator.range_for("+8613900009999")
     assert found is not None and found.kind == "sms_only"
     assert operator.range_for("+8613900010000") is None
+
+
+# -- [[routes]] and [maap] ----------------------------------------------------------------------
+
+
+def test_lab_profile_ships_a_chatbot_per_dialect() -> None:
+    from fivegmc.config import load_profile
+
+    profile = load_profile(None)
+    assert {bot.dialect for bot in profile.maap.chatbots} == {"gsma", "ctcu", "cmcc"}
+    assert profile.maap.port == 8080
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    ("routes=[{domain='x.test', next_hop='http://x'}]", "routes[0].next_hop"),
+    ("maap.server_root='rcs/'", "maap.server_root"),
+    ("maap.chatbots[0].uri='labbot'", "maap.chatbots[0].uri"),
+    ("maap.chatbots[1].id='labbot'", "maap.chatbots[1].id"),
+    ("maap.chatbots[0].webhook='ftp://x'", "maap.chatbots[0].webhook"),
+    ("maap.webhook_retry_max_s=0.5", "maap.webhook_retry_max_s"),
+])
+def test_bad_routes_and_maap_settings_name_the_key(override: str, key: str) -> None:
+    from fivegmc.config import ProfileError, load_profile
+
+    with pytest.raises(ProfileError) as err:
+        load_profile(None, (override,))
+    assert any(p.startswith(key) for p in err.value.problems), err.value.problems
