@@ -256,6 +256,9 @@ class MessagingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     #: First retry of a failed delivery after this long, doubling up to retry_max_s.
     retry_initial_s: float = 5.0
     retry_max_s: float = 600.0
+    #: Traces of relayed (not stored) messages kept in memory for the admin API, newest first
+    #: out; stored messages keep theirs in the store.
+    recent_traces: int = 100_000
 
 
 class CapabilityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

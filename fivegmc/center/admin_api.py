@@ -4,8 +4,10 @@
   capabilities (feature tags) each UE registered;
 - ``GET /admin/v1/capabilities/{number}``: the capability answer the node gives for a number
   (protocols.md §4 semantics), for tools and the MaaP capability API;
-- ``GET /admin/v1/messages/{id}``: a stored message's state and its trace (received, stored,
-  delivery attempts, delivered, expired, IMDN sent …).
+- ``GET /admin/v1/messages/{id}``: a message's state and its trace — stored ones (received,
+  stored, delivery attempts, delivered, expired, revoked, IMDN sent/seen …) from the store,
+  relayed ones (received, relayed, delivered/failed, IMDN seen) from the recent-trace ring;
+  ``{id}`` is the node's trace id or the CPIM ``imdn.Message-ID``.
 
 Errors are JSON ``{"error": "..."}`` with a 4xx status.
 """
@@ -72,7 +74,18 @@ def add_routes(app: web.Application, sip: SipNode, store: Store) -> None:
         })
 
     async def message(request: web.Request) -> web.Response:
-        msg_id = request.match_info["id"]
+        key = request.match_info["id"]  # a trace id, or a CPIM imdn.Message-ID
+        msg_id = sip.traces.resolve(key) or key
+        relayed = sip.traces.get(msg_id)
+        if relayed is not None:
+            return web.json_response({
+                "id": relayed.id, "state": relayed.state, "recipient": relayed.recipient,
+                "sender": relayed.sender, "imdn_message_id": relayed.imdn_message_id,
+                "content_type": relayed.content_type, "body_size": relayed.body_size,
+                "stored": False,
+                "trace": [{"at": _iso(e.at), "event": e.event, "detail": e.detail}
+                          for e in relayed.events],
+            })
         try:
             msg = await store.get_message(msg_id)
             trace = await store.trace(msg_id)
@@ -85,7 +98,7 @@ def add_routes(app: web.Application, sip: SipNode, store: Store) -> None:
             "sender": msg.sender, "imdn_message_id": msg.imdn_message_id,
             "content_type": msg.content_type, "body_size": len(msg.body),
             "received_at": _iso(msg.received_at), "expires_at": _iso(msg.expires_at),
-            "attempts": msg.attempts,
+            "attempts": msg.attempts, "stored": True,
             "trace": [{"at": _iso(e.at), "event": e.event, "detail": e.detail}
                       for e in trace],
         })

@@ -38,6 +38,7 @@ from ..store.protocol import (
 )
 from .cdrs import DELIVERED, DUPLICATE, EXPIRED, REVOKED, CdrRecorder, Outcome
 from .proxy import ProxyCore
+from .traces import RecentTraces
 
 #: Request headers that belong to one hop or one transaction and are not stored.
 _HOP_HEADERS = frozenset(h.lower() for h in (
@@ -55,7 +56,9 @@ class StoreAndForward:
                  target_flow: Callable[[Binding], Any], log: Any,
                  now: Callable[[], float], wall: Callable[[], float] = time.time,
                  cdrs: CdrRecorder | None = None,
-                 route_for: Callable[[str], Binding | None] = lambda uri: None) -> None:
+                 route_for: Callable[[str], Binding | None] = lambda uri: None,
+                 traces: RecentTraces | None = None,
+                 on_imdn: Callable[[bytes, float], None] | None = None) -> None:
         self.profile = profile
         self.store = store
         self.core = core
@@ -67,6 +70,8 @@ class StoreAndForward:
         self.domain = profile.operator.home_domain
         self.cdrs = cdrs
         self.route_for = route_for  # the static route (next hop) serving a URI, if any
+        self.traces = traces  # to find stored messages by imdn.Message-ID
+        self.on_imdn = on_imdn  # an IMDN passed through (for the trace of its message)
         self._spawn: Callable[[Awaitable[None]], Any] | None = None
         self._delivering: set[str] = set()
         self._in_flight: set[str] = set()  # stored message ids being delivered right now
@@ -159,6 +164,7 @@ class StoreAndForward:
         else:
             why = "no answer in time" if relay_running else "recipient offline"
             await self._trace(result.id, "stored", f"for {msg.recipient} ({why})")
+            self._noted(msg, result.id)
         self.core.answer(token, 202, self.now())  # only now: the message is durable
         if relay_running:
             if token in self._answered_early:
@@ -216,10 +222,20 @@ class StoreAndForward:
         for msg, result in zip(copies, results, strict=True):
             if not result.duplicate:
                 await self._trace(result.id, "stored", f"for {msg.recipient} (recipient list)")
+                self._noted(msg, result.id)
         self.core.answer(token, 202, self.now(), None, warning)
         for msg in copies:
             if self.registrar.lookup(msg.recipient, self.now()):
                 self.on_registered(msg.recipient)
+
+    def _noted(self, msg: StoredMessage, stored_id: str) -> None:
+        """Index a stored message by its imdn.Message-ID; an IMDN among them goes to the
+        trace of the message it reports on."""
+        if self.traces is not None and msg.imdn_message_id:
+            self.traces.index_stored(msg.imdn_message_id, stored_id)
+        if (self.on_imdn is not None and b"message/imdn+xml" in msg.body[:2048]
+                and msg.content_type.lower().startswith("message/cpim")):
+            self.on_imdn(msg.body, self.wall())
 
     # -- revoking ----------------------------------------------------------------------------
     def on_revoke(self, req: Request, d: Revoke, token: object) -> None:

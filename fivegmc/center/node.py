@@ -4,6 +4,7 @@ goes back out through them; one loop timer is armed at the core's next deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import ssl
@@ -14,8 +15,9 @@ from typing import Any
 
 from ..config import Profile
 from ..core.registrar import Binding, Flow, Registrar, feature_tags
-from ..core.routing import Router
+from ..core.routing import Relay, Router
 from ..core.subscribers import SubscriberDirectory
+from ..cpim import parse_cpim, parse_imdn
 from ..net.stream import StreamTransport
 from ..net.udp import UdpEndpoint, open_udp
 from ..obs.metrics import SipMetrics
@@ -24,10 +26,11 @@ from ..sip.errors import RemoteProtocolError
 from ..sip.message import Request
 from ..sip.transaction import TimerConfig
 from ..sip.uri import aor_key, parse_name_addr
-from ..store.protocol import Store, StoredBinding, StoreError
+from ..store.protocol import Store, StoredBinding, StoreError, TraceEvent
 from .cdrs import DELIVERED, FAILED, CdrRecorder
 from .forwarding import StoreAndForward
 from .proxy import ProxyCore, reason_for, salvage_response
+from .traces import RecentTraces
 
 TIMER_TICK = 0.01
 
@@ -73,13 +76,14 @@ class SipNode:
         self._datagrams = 0
         self._backlog_high = sip.overload_backlog_bytes
         self.cdrs = cdrs
-        if cdrs is not None:
-            self.core.outcome_handler = self._relay_outcome
+        self.traces = RecentTraces(profile.messaging.recent_traces)
+        self.core.outcome_handler = self._relay_outcome
         self.forwarding: StoreAndForward | None = None
         if store is not None and profile.messaging.store_and_forward:
             self.forwarding = StoreAndForward(profile, store, self.core, self.registrar,
                                               self.core.target_flow, log, self._now,
-                                              cdrs=cdrs, route_for=self._route_for)
+                                              cdrs=cdrs, route_for=self._route_for,
+                                              traces=self.traces, on_imdn=self.note_imdn)
             self.core.store_handler = self.forwarding.on_store
             self.core.late_success_handler = self.forwarding.on_late_success
             self.core.distribute_handler = self.forwarding.on_distribute
@@ -163,6 +167,8 @@ class SipNode:
             if self.forwarding is not None:
                 self.forwarding.bind(tg.create_task)
                 tg.create_task(self.forwarding.run())
+            if self.store is not None:
+                tg.create_task(self.store.watch_bindings(self._shared_bindings))
             tg.create_task(self._housekeeping())
 
     # -- registrations kept in the store ----------------------------------------------------
@@ -198,31 +204,74 @@ class SipNode:
         offset = now_wall - self._now()
         count = 0
         for sb in await self.store.load_bindings(now_wall):
-            try:
-                contact = parse_name_addr(sb.contact)
-            except RemoteProtocolError:
-                continue
-            self.registrar.restore(Binding(
-                aor=sb.aor, contact=contact, contact_key=sb.contact_key,
-                expires_at=sb.expires_at - offset, call_id=sb.call_id, cseq=sb.cseq,
-                flow=Flow(sb.transport, sb.host, sb.port), q=sb.q,
-                feature_tags=feature_tags(contact), registered_at=sb.registered_at - offset,
-            ))
-            count += 1
+            binding = self._binding(sb, offset)
+            if binding is not None:
+                self.registrar.restore(binding)
+                count += 1
         return count
 
-    def _relay_outcome(self, req: Request, number: str | None, status: int,
-                       elapsed: float) -> None:
-        """A CDR for a relayed MESSAGE (the store-and-forward ones are written there)."""
-        assert self.cdrs is not None
+    @staticmethod
+    def _binding(sb: StoredBinding, offset: float) -> Binding | None:
+        try:
+            contact = parse_name_addr(sb.contact)
+        except RemoteProtocolError:
+            return None
+        return Binding(
+            aor=sb.aor, contact=contact, contact_key=sb.contact_key,
+            expires_at=sb.expires_at - offset, call_id=sb.call_id, cseq=sb.cseq,
+            flow=Flow(sb.transport, sb.host, sb.port), q=sb.q,
+            feature_tags=feature_tags(contact), registered_at=sb.registered_at - offset,
+        )
+
+    def _shared_bindings(self, aor: str, stored: list[StoredBinding]) -> None:
+        """Another process sharing the store registered (or unregistered) ``aor``: mirror it
+        so MESSAGEs arriving here reach that UE (over UDP, or a connection we can open to its
+        Contact; a TCP flow owned by the other process cannot be reused from here)."""
+        offset = time.time() - self._now()
+        bindings = [b for b in (self._binding(sb, offset) for sb in stored)
+                    if b is not None and b.expires_at > self._now()]
+        self.registrar.replace(aor, bindings)
+
+    def _relay_outcome(self, req: Request, relay: Relay, status: int, elapsed: float) -> None:
+        """Trace (and CDR) of a relayed MESSAGE; the stored ones are traced in the store."""
         sender = aor_key(req.from_().uri) or str(req.from_().uri)
         now = time.time()
-        self.cdrs.record(
-            message_id=req.call_id(), sender=sender, recipient=number or req.uri,
-            outcome=DELIVERED if 200 <= status < 300 else FAILED, sip_status=status,
-            received_at=now - elapsed, final_at=now,
-            content_type=req.headers.get("Content-Type") or "", body_size=len(req.body),
-        )
+        recipient = relay.number or req.uri
+        ctype = req.headers.get("Content-Type") or ""
+        seq = self.traces.relayed(sender, recipient, relay.imdn_id, ctype, len(req.body),
+                                  now - elapsed, now, status, len(relay.targets))
+        if relay.is_report:
+            self.note_imdn(req.body, now)
+        if self.cdrs is not None:
+            self.cdrs.record(
+                message_id=self.traces.trace_id(seq), sender=sender, recipient=recipient,
+                outcome=DELIVERED if 200 <= status < 300 else FAILED, sip_status=status,
+                received_at=now - elapsed, final_at=now, content_type=ctype,
+                body_size=len(req.body), imdn_message_id=relay.imdn_id,
+            )
+
+    def note_imdn(self, cpim_body: bytes, at: float) -> None:
+        """An IMDN passed through: add ``imdn-seen`` to the trace of the message it reports on
+        (RFC 5438 §7: matched by the original imdn.Message-ID)."""
+        try:
+            report = parse_imdn(parse_cpim(cpim_body).content)
+        except RemoteProtocolError:
+            return  # relayed untouched; the recipient judges it
+        trace_id = self.traces.resolve(report.message_id)
+        if trace_id is None:
+            return
+        detail = f"{report.kind} {report.status}"
+        if self.traces.imdn_seen(trace_id, at, detail) or self.store is None:
+            return
+        store = self.store
+
+        async def add() -> None:
+            with contextlib.suppress(StoreError):
+                await store.add_trace(trace_id, TraceEvent(at=at, event="imdn-seen",
+                                                           detail=detail))
+
+        if self._spawn is not None:
+            self._spawn(add())
 
     async def _housekeeping(self) -> None:
         """Registration expiry, idle connections and CDR flushing, once a second."""

@@ -60,7 +60,7 @@ class _ServerSide:
     """A server transaction plus what the proxy needs to answer through it."""
 
     __slots__ = ("armed", "best", "branches", "challenges", "context_done", "flow", "key",
-                 "method", "number", "relayed", "request", "started", "stored", "txn")
+                 "method", "number", "relay", "relayed", "request", "started", "stored", "txn")
 
     def __init__(self, key: Any, txn: NonInviteServerTransaction, flow: Flow, request: Request,
                  started: float) -> None:
@@ -80,6 +80,7 @@ class _ServerSide:
         self.context_done = False  # a final response has been sent upstream
         self.relayed = False
         self.number: str | None = None  # recipient subscriber, for store-on-timeout
+        self.relay: Relay | None = None  # the relay decision, for the outcome handler
         self.stored = False  # handed to store-and-forward after the answer timeout
 
 
@@ -152,9 +153,9 @@ class ProxyCore:
         # Store decisions go to this handler, which answers later through :meth:`answer`;
         # its last argument says "stored after the answer timeout, a relay is still running".
         self.store_handler = on_store
-        # Told when a relayed MESSAGE gets its final response: (request, recipient number,
-        # status, seconds since it arrived) — for CDRs.
-        self.outcome_handler: Callable[[Request, str | None, int, float], None] | None = None
+        # Told when a relayed MESSAGE gets its final response: (request, the relay decision,
+        # status, seconds since it arrived) — for traces and CDRs.
+        self.outcome_handler: Callable[[Request, Relay, int, float], None] | None = None
         # One-to-many requests go to this handler, answered later through :meth:`answer`.
         self.distribute_handler: Callable[[Request, Distribute, object], None] | None = None
         # Told when a UE's 2xx arrives for a request already stored after the answer timeout.
@@ -388,6 +389,7 @@ class ProxyCore:
         side.relayed = True
         self._pending_relays += 1
         side.number = d.number
+        side.relay = d
         if (self.answer_timeout and d.number is not None and self.store_handler is not None
                 and req.method == "MESSAGE" and d.storable):
             heapq.heappush(self._answer_deadlines,
@@ -568,9 +570,11 @@ class ProxyCore:
         if side.relayed:
             self._pending_relays -= 1
             if (self.outcome_handler is not None and side.request is not None
-                    and side.method == "MESSAGE" and not side.stored):
-                self.outcome_handler(side.request, side.number, status, now - side.started)
+                    and side.relay is not None and side.method == "MESSAGE"
+                    and not side.stored):
+                self.outcome_handler(side.request, side.relay, status, now - side.started)
         side.request = None
+        side.relay = None
         side.best = None
         side.challenges = []
         self._count(side.method, str(status))

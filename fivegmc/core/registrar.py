@@ -211,6 +211,15 @@ class Registrar:
         self._set(binding.aor, [*found, binding])
         heapq.heappush(self._heap, (binding.expires_at, binding.aor, binding.contact_key))
 
+    def replace(self, aor: str, bindings: list[Binding]) -> None:
+        """Set every binding of ``aor`` at once, as another process sharing the store saved
+        them (DESIGN.md §8: a local copy kept current by change notices); [] removes it."""
+        for b in bindings:
+            b.contact.params = self._share(b.contact.params)
+            b.feature_tags = self._share(b.feature_tags)
+            heapq.heappush(self._heap, (b.expires_at, b.aor, b.contact_key))
+        self._set(aor, list(bindings))
+
     def _share(
         self, params: tuple[tuple[str, str | None], ...]
     ) -> tuple[tuple[str, str | None], ...]:

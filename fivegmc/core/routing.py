@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import Profile, password_for
+from ..cpim.scan import scan_cpim
 from ..sip import digest
 from ..sip.errors import RemoteProtocolError
 from ..sip.headers import split_list
@@ -75,6 +76,9 @@ class Relay:
     keep_uri: bool = False
     #: May be stored when the UE does not answer in time (false: Request-Disposition no-queue).
     storable: bool = True
+    #: What the CPIM body said, for the trace: its imdn.Message-ID and whether it is an IMDN.
+    imdn_id: str | None = None
+    is_report: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,9 +404,19 @@ class Router:
             return Reply(480, log_reason="recipient not registered")
         if len(bindings) > 1 and "no-fork" in directives:
             bindings = bindings[:1]  # RFC 3841 §9.1: one target only, the best one
+        imdn_id: str | None = None
+        is_report = False
+        if ctype == "message/cpim":
+            try:  # RFC 3862: a malformed CPIM body is refused here, not passed on
+                summary = scan_cpim(req.body)
+            except RemoteProtocolError as exc:
+                return Reply(400, f"Bad Request ({exc.reason})"[:200],
+                             log_reason=f"malformed CPIM: {exc.reason}")
+            imdn_id = summary.message_id
+            is_report = summary.content_type == "message/imdn+xml"
         mf = req.int_header("Max-Forwards")
         return Relay(tuple(bindings), (mf if mf is not None else self.max_forwards + 1) - 1,
-                     number, storable=storable)
+                     number, storable=storable, imdn_id=imdn_id, is_report=is_report)
 
     def revoke(self, req: Request, number: str) -> Decision:
         """A sender withdraws a message it sent to ``number`` (GSMA revoke, used by the MaaP):

@@ -5,8 +5,9 @@ Nothing here survives the process; ``put_message`` is "durable" as soon as it re
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .protocol import (
     MessageState,
@@ -143,6 +144,12 @@ class MemoryStore:
             self._bindings[aor] = tuple(bindings)
         else:
             self._bindings.pop(aor, None)
+
+    async def watch_bindings(
+        self, on_change: Callable[[str, list[StoredBinding]], None]
+    ) -> None:
+        """One process owns this store: nobody else changes bindings. Wait until cancelled."""
+        await asyncio.Event().wait()
 
     async def load_bindings(self, now: float) -> list[StoredBinding]:
         self._check()

@@ -25,7 +25,7 @@ Rules every backend keeps:
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Protocol
 
@@ -151,6 +151,13 @@ class Store(Protocol):
 
     async def load_bindings(self, now: float) -> list[StoredBinding]:
         """All bindings not expired at ``now`` (for a restart, or a new process)."""
+
+    async def watch_bindings(
+        self, on_change: Callable[[str, list[StoredBinding]], None]
+    ) -> None:
+        """Run until cancelled, calling ``on_change(aor, bindings)`` whenever another process
+        sharing this store saved an AoR's bindings (an empty list: it has none left). Single-
+        process backends have nothing to report and just wait."""
 
     # -- traces ----------------------------------------------------------------------------
     async def add_trace(self, msg_id: str, event: TraceEvent) -> None: ...

@@ -48,9 +48,11 @@ Errors: connection errors and timeouts (``socket_timeout``, default 5 s) become
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
@@ -309,6 +311,7 @@ class RedisStore:
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
         self._sha: dict[str, str] = {}
+        self._node_id = os.urandom(6).hex()  # tells our own pub/sub messages apart
 
     # -- lifecycle ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -513,7 +516,49 @@ class RedisStore:
             pipe.sadd(f"{self._prefix}aors", aor)
         else:
             pipe.srem(f"{self._prefix}aors", aor)
+        # DESIGN.md §8: the other processes keep a local copy; tell them this AoR changed.
+        pipe.publish(f"{self._prefix}bindings", f"{self._node_id} {aor}")
         await self._run(pipe.execute())
+
+    async def watch_bindings(
+        self, on_change: Callable[[str, list[StoredBinding]], None]
+    ) -> None:
+        """Follow other processes' binding changes (pub/sub), re-reading each changed AoR.
+        Reconnects after a lost connection; changes made while disconnected are caught up by
+        re-reading every AoR once the subscription is back."""
+        channel = f"{self._prefix}bindings"
+        backoff = 0.1
+        resync = False
+        while True:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(channel)
+                backoff = 0.1
+                if resync:
+                    await self._resync(on_change)
+                resync = True
+                while True:
+                    msg = await pubsub.get_message(timeout=1.0)
+                    if msg is None:
+                        continue
+                    node, _, aor = _s(msg["data"]).partition(" ")
+                    if node == self._node_id or not aor:
+                        continue
+                    rows = await self._run(self._client.hvals(f"{self._prefix}bind:{aor}"))
+                    on_change(aor, [_decode_binding(cast(bytes, raw)) for raw in rows])
+            except (RedisError, OSError, StoreError):
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _resync(self, on_change: Callable[[str, list[StoredBinding]], None]) -> None:
+        by_aor: dict[str, list[StoredBinding]] = {}
+        for b in await self.load_bindings(0.0):
+            by_aor.setdefault(b.aor, []).append(b)
+        for aor, bindings in by_aor.items():
+            on_change(aor, bindings)
 
     async def load_bindings(self, now: float) -> list[StoredBinding]:
         r = self._client

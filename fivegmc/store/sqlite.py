@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -471,6 +471,12 @@ class SqliteStore:
     # -- registrations -------------------------------------------------------------------------
     async def save_bindings(self, aor: str, bindings: Sequence[StoredBinding]) -> None:
         await self._submit(self._new_op("bindings", aor=aor, bindings=tuple(bindings)))
+
+    async def watch_bindings(
+        self, on_change: Callable[[str, list[StoredBinding]], None]
+    ) -> None:
+        """One process owns this store: nobody else changes bindings. Wait until cancelled."""
+        await asyncio.Event().wait()
 
     async def load_bindings(self, now: float) -> list[StoredBinding]:
         rows = await self._fetch(

@@ -68,7 +68,7 @@ class UE:
 
             class _Proto(asyncio.DatagramProtocol):
                 def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-                    ue._on_data(data)
+                    ue._on_data(data, (str(addr[0]), int(addr[1])))
 
             transport, _ = await loop.create_datagram_endpoint(
                 _Proto, local_addr=("127.0.0.1", 0))
@@ -106,14 +106,14 @@ class UE:
         if self._reader_task is not None:
             self._reader_task.cancel()
 
-    def send_raw(self, data: bytes) -> None:
+    def send_raw(self, data: bytes, to: tuple[str, int] | None = None) -> None:
         if self._udp is not None:
-            self._udp.sendto(data, self.node)
+            self._udp.sendto(data, to or self.node)
         else:
             assert self._writer is not None
             self._writer.write(data)
 
-    def _on_data(self, data: bytes) -> None:
+    def _on_data(self, data: bytes, source: tuple[str, int] | None = None) -> None:
         self.raw_log.append(data)
         msg = parse_message(data, stream=self.transport != "udp")
         if isinstance(msg, Response):
@@ -131,10 +131,12 @@ class UE:
             extra = [("Contact", f"{self.contact};{RCS_TAGS}")]
         data = make_response(msg, status, to_tag="ue" + self.number[-4:],
                              extra=extra).to_bytes()
+        # RFC 3581 §4 / §18.2.2: over UDP the response goes back where the request came from
         if msg.method == "MESSAGE" and self.answer_delay:
-            asyncio.get_running_loop().call_later(self.answer_delay, self.send_raw, data)
+            asyncio.get_running_loop().call_later(self.answer_delay, self.send_raw, data,
+                                                  source)
         else:
-            self.send_raw(data)
+            self.send_raw(data, source)
 
     @property
     def contact(self) -> str:

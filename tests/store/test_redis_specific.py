@@ -259,3 +259,36 @@ async def test_concurrent_puts_are_group_committed(
         assert sum(sizes) == 2000 and len(sizes) <= 20, sizes
     finally:
         await store.close()
+
+
+async def test_watch_bindings_tells_other_processes_of_each_change(pair) -> None:
+    """DESIGN.md §8: a process keeps a local copy of the registrations others make."""
+    a, b = pair
+
+    def bind(key: str) -> StoredBinding:
+        return StoredBinding(
+            aor="+8613800000009", contact=f"<sip:{key}@10.0.0.9>", contact_key=key,
+            expires_at=NOW + 600, call_id="c", cseq=1, transport="udp", host="10.0.0.9",
+            port=5060, registered_at=NOW,
+        )  # fmt: skip
+
+    seen_by_b: list[tuple[str, list[StoredBinding]]] = []
+    seen_by_a: list[tuple[str, list[StoredBinding]]] = []
+    watch_b = asyncio.create_task(b.watch_bindings(lambda aor, bs: seen_by_b.append((aor, bs))))
+    watch_a = asyncio.create_task(a.watch_bindings(lambda aor, bs: seen_by_a.append((aor, bs))))
+    try:
+        await asyncio.sleep(0.2)  # subscribed
+        await a.save_bindings("+8613800000009", [bind("k1")])
+        await a.save_bindings("+8613800000009", [])
+        for _ in range(100):
+            if len(seen_by_b) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        assert seen_by_b[0][0] == "+8613800000009"
+        assert [x.contact_key for x in seen_by_b[0][1]] in (["k1"], [])  # re-read when told
+        assert seen_by_b[-1] == ("+8613800000009", [])
+        assert seen_by_a == []  # its own changes are not echoed back
+    finally:
+        watch_a.cancel()
+        watch_b.cancel()
+        await asyncio.gather(watch_a, watch_b, return_exceptions=True)

@@ -1,0 +1,109 @@
+"""Every accepted message has a trace (issue 3, item 6), relayed ones included; IMDNs that pass
+through are matched to the message they report on; malformed CPIM is refused on the relay path
+too — end to end on real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import aiohttp
+import pytest
+
+from fivegmc.cpim import build_imdn_report_cpim
+from fivegmc.node import Node
+
+from .ue import DOMAIN, UE
+
+pytestmark = pytest.mark.e2e
+A = "+8613800000001"
+B = "+8613800000002"
+
+
+async def get_trace(node: Node, key: str) -> tuple[int, dict[str, Any]]:
+    host, port = node.admin.address
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"http://{host}:{port}/admin/v1/messages/{key}") as resp:
+        return resp.status, await resp.json()
+
+
+async def send_imdn(frm: UE, to: str, original: str, status: str) -> int:
+    body = build_imdn_report_cpim(
+        from_=f"<sip:{frm.number}@{DOMAIN}>", to=f"<sip:{to}@{DOMAIN}>",
+        message_id=uuid.uuid4().hex, datetime="2026-11-21T12:00:01Z",
+        original_message_id=original, original_datetime="2026-11-21T12:00:00Z",
+        kind="display" if status == "displayed" else "delivery", status=status,
+    )
+    uri = f"sip:{to}@{DOMAIN}"
+    req = frm.build("MESSAGE", uri, f"<{uri}>", headers=[("Content-Type", "message/cpim")],
+                    body=body)
+    return (await frm.request(req)).status
+
+
+async def wait_events(node: Node, key: str, event: str, count: int = 1) -> dict[str, Any]:
+    for _ in range(100):
+        status, doc = await get_trace(node, key)
+        if status == 200 and sum(e["event"] == event for e in doc["trace"]) >= count:
+            return doc
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {event} in the trace of {key}: {doc}")
+
+
+async def test_relayed_message_is_traced_with_its_imdns(node: Node, ue_factory) -> None:
+    a, b = await ue_factory(A), await ue_factory(B)
+    await a.register()
+    await b.register()
+    mid = uuid.uuid4().hex
+    assert (await a.message(B, "traced", mid=mid)).status == 200
+    status, doc = await get_trace(node, mid)  # found by its imdn.Message-ID
+    assert status == 200 and doc["stored"] is False and doc["state"] == "delivered"
+    assert [e["event"] for e in doc["trace"]] == ["received", "relayed", "delivered"]
+    assert doc["sender"] == A and doc["recipient"] == B
+    # the same trace by the node's own id
+    assert (await get_trace(node, doc["id"]))[1]["id"] == doc["id"]
+    assert await send_imdn(b, A, mid, "delivered") == 200
+    assert await send_imdn(b, A, mid, "displayed") == 200
+    doc = await wait_events(node, mid, "imdn-seen", 2)
+    seen = [e["detail"] for e in doc["trace"] if e["event"] == "imdn-seen"]
+    assert seen == ["delivery delivered", "display displayed"]
+
+
+async def test_stored_message_trace_gets_the_imdn_after_delivery(node: Node,
+                                                                 ue_factory) -> None:
+    a = await ue_factory(A)
+    await a.register()
+    mid = uuid.uuid4().hex
+    assert (await a.message(B, "stored first", mid=mid)).status == 202
+    b = await ue_factory(B)
+    await b.register()
+    doc = await wait_events(node, mid, "delivered")
+    assert doc["stored"] is True
+    assert await send_imdn(b, A, mid, "delivered") == 200
+    doc = await wait_events(node, mid, "imdn-seen")
+    assert [e["event"] for e in doc["trace"]][:2] == ["stored", "delivered"]
+
+
+@pytest.mark.parametrize("body", [
+    b"not cpim at all",
+    b"From: <sip:a@x>\r\n\r\nContent-Type: text/plain\r\n\r\nno To header",
+    b"From: <a>\r\nTo: <b>\r\nx.Message-ID: 1\r\n\r\nContent-Type: text/plain\r\n\r\nhi",
+    b"From: <a>\r\nTo: <b>\r\n\r\nContent-Length: 99\r\n\r\nshort",
+])
+async def test_malformed_cpim_to_an_online_ue_is_400_with_the_reason(
+        node: Node, ue_factory, body: bytes) -> None:
+    a, b = await ue_factory(A), await ue_factory(B)
+    await a.register()
+    await b.register()
+    uri = f"sip:{B}@{DOMAIN}"
+    req = a.build("MESSAGE", uri, f"<{uri}>", headers=[("Content-Type", "message/cpim")],
+                  body=body)
+    resp = await a.request(req)
+    assert resp.status == 400 and resp.reason.startswith("Bad Request (CPIM:")
+    await asyncio.sleep(0.1)
+    assert b.received == []  # never passed on
+
+
+async def test_unknown_trace_is_404(node: Node) -> None:
+    status, doc = await get_trace(node, "no-such-id")
+    assert status == 404 and "error" in doc
