@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from .protocol import (
     MessageState,
@@ -150,6 +150,13 @@ class MemoryStore:
     ) -> None:
         """One process owns this store: nobody else changes bindings. Wait until cancelled."""
         await asyncio.Event().wait()
+
+    async def iter_bindings(
+        self, now: float, page: int = 10000
+    ) -> AsyncIterator[list[StoredBinding]]:
+        every = await self.load_bindings(now)
+        for start in range(0, len(every), page):
+            yield every[start:start + page]
 
     async def load_bindings(self, now: float) -> list[StoredBinding]:
         self._check()

@@ -25,7 +25,7 @@ Rules every backend keeps:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Protocol
 
@@ -151,6 +151,10 @@ class Store(Protocol):
 
     async def load_bindings(self, now: float) -> list[StoredBinding]:
         """All bindings not expired at ``now`` (for a restart, or a new process)."""
+
+    def iter_bindings(self, now: float, page: int = 10000) -> AsyncIterator[list[StoredBinding]]:
+        """The same bindings as :meth:`load_bindings`, a page at a time, so a node restoring a
+        million registrations never holds them all twice."""
 
     async def watch_bindings(
         self, on_change: Callable[[str, list[StoredBinding]], None]

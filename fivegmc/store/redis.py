@@ -51,7 +51,7 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
@@ -559,6 +559,23 @@ class RedisStore:
             by_aor.setdefault(b.aor, []).append(b)
         for aor, bindings in by_aor.items():
             on_change(aor, bindings)
+
+    async def iter_bindings(
+        self, now: float, page: int = 10000
+    ) -> AsyncIterator[list[StoredBinding]]:
+        r = self._client
+        cursor: int = 0
+        while True:  # SSCAN pages of AoRs, then their bindings in one pipeline
+            cursor, aors = await self._run(r.sscan(f"{self._prefix}aors", cursor, count=page))
+            if aors:
+                pipe = r.pipeline(transaction=False)
+                for aor in aors:
+                    pipe.hvals(self._prefix.encode() + b"bind:" + cast(bytes, aor))
+                rows: list[list[bytes]] = await self._run(pipe.execute())
+                out = [_decode_binding(raw) for row in rows for raw in row]
+                yield [b for b in out if b.expires_at > now]
+            if cursor == 0:
+                return
 
     async def load_bindings(self, now: float) -> list[StoredBinding]:
         r = self._client

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -478,27 +478,29 @@ class SqliteStore:
         """One process owns this store: nobody else changes bindings. Wait until cancelled."""
         await asyncio.Event().wait()
 
+    async def iter_bindings(
+        self, now: float, page: int = 10000
+    ) -> AsyncIterator[list[StoredBinding]]:
+        after: tuple[str, int] = ("", -1)
+        while True:  # keyset pagination on the primary key (aor, pos)
+            rows = await self._fetch(
+                f"SELECT {_BINDING_COLS}, pos FROM bindings WHERE expires_at > ? "
+                "AND (aor, pos) > (?, ?) ORDER BY aor, pos LIMIT ?",
+                (now, after[0], after[1], page),
+            )
+            if not rows:
+                return
+            after = (rows[-1][0], rows[-1][-1])
+            yield _bindings_of(rows)
+            if len(rows) < page:
+                return
+
     async def load_bindings(self, now: float) -> list[StoredBinding]:
         rows = await self._fetch(
             f"SELECT {_BINDING_COLS} FROM bindings WHERE expires_at > ? ORDER BY aor, pos",
             (now,),
         )
-        return [
-            StoredBinding(
-                aor=r[0],
-                contact=r[1],
-                contact_key=r[2],
-                expires_at=r[3],
-                call_id=r[4],
-                cseq=r[5],
-                transport=r[6],
-                host=r[7],
-                port=r[8],
-                q=r[9],
-                registered_at=r[10],
-            )
-            for r in rows
-        ]
+        return _bindings_of(rows)
 
     # -- traces --------------------------------------------------------------------------------
     async def add_trace(self, msg_id: str, event: TraceEvent) -> None:
@@ -578,3 +580,13 @@ async def _existing_ids(conn: aiosqlite.Connection, ids: list[str]) -> set[str]:
         async with conn.execute(f"SELECT id FROM messages WHERE id IN ({marks})", chunk) as cur:
             found.update(r[0] for r in await cur.fetchall())
     return found
+
+
+def _bindings_of(rows: Sequence[Any]) -> list[StoredBinding]:
+    return [
+        StoredBinding(
+            aor=r[0], contact=r[1], contact_key=r[2], expires_at=r[3], call_id=r[4],
+            cseq=r[5], transport=r[6], host=r[7], port=r[8], q=r[9], registered_at=r[10],
+        )
+        for r in rows
+    ]

@@ -19,7 +19,8 @@ VALID = (
 )
 PIECES = [b"\r\n", b"\r\n\r\n", b":", b" ", b"NS: ", b"imdn.", b"x.", b"<urn:ietf:params:imdn>",
           b"Message-ID: ", b"From: <a>", b"To: <b>", b"Content-Type: message/imdn+xml",
-          b"Content-Length: 9", b"\t", b"\n", b"\r", "\u4e2d".encode(), b"NS: <urn:ietf:params:imdn>"]
+          b"Content-Length: 9", b"\t", b"\n", b"\r", "\u4e2d".encode(),
+          b"NS: <urn:ietf:params:imdn>"]
 
 
 def _same(data: bytes) -> None:

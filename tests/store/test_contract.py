@@ -509,3 +509,18 @@ async def test_sqlite_unwritable_path_is_unavailable(tmp_path: Path) -> None:
     s = SqliteStore(tmp_path / "no-such-dir" / "x.db")
     with pytest.raises(StoreUnavailable):
         await s.open()
+
+
+async def test_iter_bindings_pages_give_what_load_bindings_gives(store: Store) -> None:
+    for i in range(25):
+        await store.save_bindings(f"+86138000001{i:02d}",
+                                  [binding(f"+86138000001{i:02d}", f"k{i}a"),
+                                   binding(f"+86138000001{i:02d}", f"k{i}b")])
+    await store.save_bindings("+8613800000199", [binding("+8613800000199", "old",
+                                                         expires_at=NOW - 1)])
+    pages = [page async for page in store.iter_bindings(NOW, page=7)]
+    got = [b for page in pages for b in page]
+    assert len(pages) >= 2
+    assert sorted(got, key=lambda b: b.contact_key) == sorted(
+        await store.load_bindings(NOW), key=lambda b: b.contact_key)
+    assert len(got) == 50
