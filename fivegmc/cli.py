@@ -104,5 +104,62 @@ def cdr_dump(paths: tuple[str, ...], allow_truncated: bool) -> None:
         raise click.ClickException(str(exc)) from exc
 
 
+@main.group()
+def smsc() -> None:
+    """The SMSC stub (SMPP): inject MO SMS, list the MT inbox (through the admin API)."""
+
+
+_ADMIN_HELP = "Admin HTTP base URL (default: http://127.0.0.1:9090, the lab profile's)."
+
+
+def _admin_call(url: str, body: bytes | None = None) -> object:
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        raise click.ClickException(f"{url}: HTTP {exc.code} {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise click.ClickException(f"{url}: {exc}") from exc
+
+
+@smsc.command("mo")
+@click.option("--from", "source", required=True, help="Sender (the handset's number).")
+@click.option("--to", "dest", required=True, help="Recipient (service number / short code).")
+@click.option("--system-id", default=None, help="Only deliver to binds of this ESME account.")
+@click.option("--admin", "admin_url", default="http://127.0.0.1:9090", help=_ADMIN_HELP)
+@click.argument("text")
+def smsc_mo(source: str, dest: str, system_id: str | None, admin_url: str, text: str) -> None:
+    """Inject an MO SMS: sent as deliver_sm (segmented, GSM 7-bit or UCS-2) to bound ESMEs."""
+    import json
+
+    payload: dict[str, str] = {"from": source, "to": dest, "text": text}
+    if system_id:
+        payload["system_id"] = system_id
+    answer = _admin_call(f"{admin_url.rstrip('/')}/admin/v1/smsc/mo",
+                         json.dumps(payload).encode())
+    click.echo(json.dumps(answer))
+
+
+@smsc.command("messages")
+@click.option("--to", "dest", default=None, help="Only messages to this number.")
+@click.option("--from", "source", default=None, help="Only messages from this sender.")
+@click.option("--admin", "admin_url", default="http://127.0.0.1:9090", help=_ADMIN_HELP)
+def smsc_messages(dest: str | None, source: str | None, admin_url: str) -> None:
+    """List MT SMS as the handsets received them (newest first), as JSON."""
+    import json
+    import urllib.parse
+
+    query = urllib.parse.urlencode({k: v for k, v in (("to", dest), ("from", source)) if v})
+    answer = _admin_call(f"{admin_url.rstrip('/')}/admin/v1/smsc/messages"
+                         + (f"?{query}" if query else ""))
+    click.echo(json.dumps(answer, ensure_ascii=False, indent=2))
+
 if __name__ == "__main__":
     main()

@@ -44,6 +44,8 @@ __all__ = [
     "RegistrarConfig",
     "RouteConfig",
     "SipConfig",
+    "SmppAccount",
+    "SmscConfig",
     "load_profile",
     "load_profile_text",
     "password_for",
@@ -366,6 +368,73 @@ class MaapConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     chatbots: tuple[ChatbotConfig, ...] = ()
 
 
+#: Delivery-receipt ``stat:`` words an SMSC outcome may use (SMPP v3.4 Appendix B).
+SMSC_OUTCOMES = ("DELIVRD", "UNDELIV", "EXPIRED", "REJECTD", "DELETED", "UNKNOWN", "ACCEPTD")
+
+
+class SmppAccount(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[[smsc.accounts]]``: one ESME allowed to bind to the SMSC stub."""
+
+    #: bind ``system_id`` (at most 15 characters) and ``password`` (at most 8, SMPP v3.4 §5.2).
+    system_id: str
+    password: str
+    #: submit_sm per second allowed per bind (token bucket, burst one second's worth);
+    #: above it → ESME_RTHROTTLED.
+    throttle_per_s: float = 10000.0
+    #: At most this many unacknowledged deliver_sm (receipts, MO) outstanding per bind.
+    window: int = 10
+
+
+class EsmeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[smsc.esme]``: how the 5GMC/MaaP bind to an SMSC (as a transceiver) for SMS fallback."""
+
+    #: SMSC address; "" / 0 = this profile's own SMSC stub.
+    host: str = ""
+    port: int = 0
+    system_id: str = "fivegmc"
+    password: str = "lab-smpp"
+    #: Most submit_sm in flight (unanswered) at once.
+    window: int = 10
+    #: enquire_link keep-alive interval (seconds).
+    enquire_link_s: float = 30.0
+    #: Reconnect backoff: first wait, doubling up to the max (seconds).
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    #: A response not received within this long drops the connection (seconds).
+    response_timeout_s: float = 10.0
+    #: Messages held in memory while the SMSC is unreachable; beyond → refused.
+    max_held: int = 10000
+
+
+class SmscConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[smsc]``: the SMSC stub (SMPP v3.4 server) and the ESME settings for fallback."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 2775
+    #: ESMEs allowed to bind.
+    accounts: tuple[SmppAccount, ...] = ()
+    #: Delivery outcome weights by receipt ``stat`` (DELIVRD, UNDELIV, EXPIRED, REJECTD, …).
+    outcomes: dict[str, float] = msgspec.field(default_factory=lambda: {"DELIVRD": 1.0})
+    #: The receipt is sent a uniformly random delay in [min, max] after the submit (seconds).
+    receipt_delay_min_s: float = 0.0
+    receipt_delay_max_s: float = 0.2
+    #: A bind with no PDU received for this long is dropped (seconds).
+    idle_timeout_s: float = 300.0
+    #: Simulated processing time before each submit_sm_resp (seconds; 0 = answer at once).
+    submit_delay_s: float = 0.0
+    #: More than this many unanswered requests from one bind → ESME_RMSGQFUL.
+    max_pending: int = 1000
+    #: deliver_sm (receipts, MO) queued per system_id while no receiver is bound.
+    max_queued: int = 10000
+    #: MT messages kept for ``GET /admin/v1/smsc/messages`` (the oldest are dropped).
+    inbox_size: int = 1000
+    #: Largest accepted command_length (octets).
+    max_pdu_bytes: int = 70000
+    #: The ESME side (used by the 5GMC / MaaP for SMS fallback).
+    esme: EsmeConfig = EsmeConfig()
+
+
 class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One lab operator node, as described by a profile TOML file."""
 
@@ -393,6 +462,8 @@ class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     routes: tuple[RouteConfig, ...] = ()
     #: The MaaP node.
     maap: MaapConfig = MaapConfig()
+    #: The SMSC stub (SMPP) and the ESME settings for SMS fallback.
+    smsc: SmscConfig = SmscConfig()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -675,7 +746,47 @@ def _check(profile: Profile, base_dir: Path | None) -> list[_Problem]:
         )
     problems += _check_routes(profile.routes)
     problems += _check_maap(profile.maap)
+    problems += _check_smsc(profile.smsc)
     return problems
+
+
+def _check_smsc(smsc: SmscConfig) -> Iterator[_Problem]:
+    yield from _port("smsc.port", smsc.port)
+    for key in ("idle_timeout_s", "max_pending", "max_queued", "inbox_size", "max_pdu_bytes"):
+        yield from _positive(f"smsc.{key}", getattr(smsc, key))
+    if smsc.max_pdu_bytes < 300:
+        yield "smsc.max_pdu_bytes", "expected >= 300 (a full submit_sm)"
+    if not 0 <= smsc.receipt_delay_min_s <= smsc.receipt_delay_max_s:
+        yield "smsc.receipt_delay_max_s", "expected 0 <= receipt_delay_min_s <= receipt_delay_max_s"
+    if smsc.submit_delay_s < 0:
+        yield "smsc.submit_delay_s", "expected >= 0"
+    for stat, weight in smsc.outcomes.items():
+        if stat not in SMSC_OUTCOMES:
+            yield f"smsc.outcomes.{stat}", f"expected one of {', '.join(SMSC_OUTCOMES)}"
+        elif weight < 0:
+            yield f"smsc.outcomes.{stat}", f"expected a weight >= 0, got {weight}"
+    if not any(w > 0 for w in smsc.outcomes.values()):
+        yield "smsc.outcomes", "expected at least one positive weight"
+    seen: set[str] = set()
+    for index, account in enumerate(smsc.accounts):
+        key = f"smsc.accounts[{index}]"
+        if not 1 <= len(account.system_id) <= 15 or not account.system_id.isascii():
+            yield f"{key}.system_id", "expected 1-15 ASCII characters (SMPP v3.4 §5.2.1)"
+        if len(account.password) > 8 or not account.password.isascii():
+            yield f"{key}.password", "expected at most 8 ASCII characters (SMPP v3.4 §5.2.2)"
+        if account.system_id in seen:
+            yield f"{key}.system_id", f"duplicate system_id {account.system_id!r}"
+        seen.add(account.system_id)
+        yield from _positive(f"{key}.throttle_per_s", account.throttle_per_s)
+        yield from _positive(f"{key}.window", account.window)
+    esme = smsc.esme
+    yield from _port("smsc.esme.port", esme.port)
+    yield from _non_empty("smsc.esme.system_id", esme.system_id)
+    for key in ("window", "enquire_link_s", "reconnect_initial_s", "response_timeout_s",
+                "max_held"):
+        yield from _positive(f"smsc.esme.{key}", getattr(esme, key))
+    if esme.reconnect_max_s < esme.reconnect_initial_s:
+        yield "smsc.esme.reconnect_max_s", "expected >= smsc.esme.reconnect_initial_s"
 
 
 def _check_routes(routes: Sequence[RouteConfig]) -> Iterator[_Problem]:

@@ -16,10 +16,14 @@ from .center.admin_api import add_routes as add_admin_routes
 from .center.cdrs import CdrRecorder
 from .center.node import Listener, SipNode
 from .config import Profile
+from .maap.server import MaapNode
 from .obs.admin import AdminServer
 from .obs.cdr import CdrWriter
 from .obs.logging import make_logger
 from .obs.metrics import SipMetrics
+from .smsc.admin_api import add_routes as add_smsc_routes
+from .smsc.metrics import SmscMetrics
+from .smsc.server import SmscNode
 from .store.factory import open_store
 from .store.protocol import Store
 
@@ -49,6 +53,16 @@ class Node:
         self.sip = SipNode(self.profile, self.metrics, self.log, self.store, self.cdrs)
         self.admin = AdminServer(self.registry, self._health)
         add_admin_routes(self.admin.app, self.sip, self.store)
+        # The MaaP (issue 4): a separate element that reaches the 5GMC over SIP/TCP.
+        self.maap: MaapNode | None = None
+        if self.profile.maap.enabled:
+            self.maap = MaapNode(self.profile, self.log, self.registry)
+            self.maap.add_admin_routes(self.admin.app)
+        # The SMSC stub (issue 5): SMPP v3.4 server, MO injection and inbox on the admin API.
+        self.smsc: SmscNode | None = None
+        if self.profile.smsc.enabled:
+            self.smsc = SmscNode(self.profile.smsc, SmscMetrics(self.registry), self.log)
+            add_smsc_routes(self.admin.app, self.smsc)
         self.endpoints: list[str] = []
 
     @property
@@ -80,6 +94,15 @@ class Node:
         await self.store.open()  # before any listener: stored messages must be reachable
         for lst in await self.sip.start():
             self.endpoints.append(str(lst))
+        if self.maap is not None:  # after the SIP node: it needs the 5GMC's TCP address
+            self.endpoints.extend(await self.maap.start())
+            assert self.maap.link.address is not None
+            maap_host, maap_port = self.maap.link.address
+            for domain in self.maap.chatbot_domains:
+                self.sip.add_route(domain, f"sip:{maap_host}:{maap_port};transport=tcp")
+        if self.smsc is not None:
+            smpp_host, smpp_port = await self.smsc.start()
+            self.endpoints.append(f"smpp/tcp {smpp_host}:{smpp_port}")
         if self.profile.admin.enabled:
             host, port = await self.admin.start(self.profile.admin.host, self.profile.admin.port)
             self.endpoints.append(f"admin/http {host}:{port}")
@@ -88,8 +111,27 @@ class Node:
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.sip.run())
+            if self.smsc is not None:
+                tg.create_task(self.smsc.run())
+            if self.maap is not None:
+                tg.create_task(self.maap.run(self._maap_center()))
+
+    def _maap_center(self) -> tuple[str, int]:
+        """The 5GMC the MaaP sends through: ``maap.center`` (``host:port`` or a SIP URI), or
+        this node's own SIP TCP listener."""
+        center = self.profile.maap.center
+        if center:
+            hostport = center.removeprefix("sip:").split(";", 1)[0]
+            host, _, port = hostport.rpartition(":")
+            return host.strip("[]"), int(port)
+        lst = self.listener("tcp")
+        return lst.host, lst.port
 
     async def close(self) -> None:
+        if self.smsc is not None:
+            await self.smsc.close()
+        if self.maap is not None:
+            await self.maap.close()
         await self.sip.close()
         await self.admin.close()
         await self.store.close()

@@ -385,6 +385,8 @@ def fivegmc_node(workdir: Path, extra_sets: Sequence[str] = (), profile: Path | 
         f"log.level={log_level}",
         f"store.path={workdir / 'store.db'}",  # the node's SQLite store lives in the workdir
         f"cdr.dir={workdir / 'cdr'}",
+        # the MaaP and the SMSC stub of the same profile: ephemeral ports, files in the workdir
+        "maap.port=0", "maap.sip_port=0", f"maap.data_dir={workdir / 'maap'}", "smsc.port=0",
         *extra_sets,
     ]
     for item in sets:
