@@ -91,7 +91,8 @@ class Registrar:
     """Bindings per AoR with §10.3 semantics; expiry is driven by :meth:`expire`."""
 
     config: RegistrarConfig
-    _bindings: dict[str, list[Binding]] = field(default_factory=dict)
+    #: Bindings per AoR as a tuple (half the memory of a list at one binding per AoR).
+    _bindings: dict[str, tuple[Binding, ...]] = field(default_factory=dict)
     #: (expires_at, aor, contact_key): ties order by AoR and contact, no counter needed.
     _heap: list[tuple[float, str, str]] = field(default_factory=list)
     #: Identical Contact parameter tuples (the same client's feature tags) shared by every
@@ -135,7 +136,7 @@ class Registrar:
     ) -> RegisterOutcome:
         """Apply one REGISTER. ``contacts`` None is the ``*`` wildcard (§10.3 step 6)."""
         cfg = self.config
-        current = [b for b in self._bindings.get(aor, []) if b.expires_at > now]
+        current = [b for b in self._bindings.get(aor, ()) if b.expires_at > now]
         if contacts is None:
             if expires_header != 0:
                 return RegisterOutcome(400, "Wildcard Contact requires Expires: 0")
@@ -206,7 +207,7 @@ class Registrar:
         """Put back a binding loaded from storage (at start-up); no §10.3 checks."""
         binding.contact.params = self._share(binding.contact.params)
         binding.feature_tags = self._share(binding.feature_tags)
-        found = [b for b in self._bindings.get(binding.aor, [])
+        found = [b for b in self._bindings.get(binding.aor, ())
                  if b.contact_key != binding.contact_key]
         self._set(binding.aor, [*found, binding])
         heapq.heappush(self._heap, (binding.expires_at, binding.aor, binding.contact_key))
@@ -231,7 +232,7 @@ class Registrar:
         old = self._bindings.get(aor)
         self._count += len(bindings) - (len(old) if old else 0)
         if bindings:
-            self._bindings[aor] = bindings
+            self._bindings[aor] = tuple(bindings)
         elif old is not None:
             del self._bindings[aor]
 

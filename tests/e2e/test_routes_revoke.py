@@ -13,7 +13,7 @@ from fivegmc.node import Node, running
 from fivegmc.sip.message import Request
 
 from .conftest import make_profile
-from .ue import DOMAIN, UE, cpim_body
+from .ue import DOMAIN, UE, cpim_body, wait_for
 
 pytestmark = pytest.mark.e2e
 A = "+8613800000001"
@@ -21,15 +21,6 @@ B = "+8613800000002"
 SMS = "+8613900000001"
 BOTDOMAIN = "botplatform.test"
 BOT = f"sip:bot1@{BOTDOMAIN}"
-
-
-async def wait_for(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.02)
 
 
 async def start_peer(node: Node) -> UE:

@@ -4,8 +4,6 @@ by one is delivered by the other when the UE comes back."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from fivegmc.cpim import parse_cpim
@@ -13,21 +11,12 @@ from fivegmc.node import Node, running
 from tests.store.redis_server import redis_available, redis_server
 
 from .conftest import make_profile
-from .ue import UE
+from .ue import UE, wait_for
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not redis_available(), reason="redis-server not installed")]
 A = "+8613800000001"
 B = "+8613800000002"
-
-
-async def wait_for(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.02)
 
 
 async def ue_on(node: Node, number: str) -> UE:

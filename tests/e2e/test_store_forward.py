@@ -16,20 +16,11 @@ from fivegmc.node import running
 
 from . import peers
 from .conftest import make_profile
-from .ue import UE
+from .ue import UE, wait_for
 
 pytestmark = pytest.mark.e2e
 A = "+8613800000001"
 B = "+8613800000002"
-
-
-async def wait_for(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.02)
 
 
 async def test_offline_messages_are_stored_then_delivered_in_order_on_register(

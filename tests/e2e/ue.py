@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fivegmc.sip.headers import Headers
@@ -32,6 +33,16 @@ CPIM = (
     "\r\n"
     "{text}"
 )
+
+
+async def wait_for(cond: Callable[[], object], timeout: float = 5.0) -> None:
+    """Poll ``cond`` until it holds (bounded by ``timeout``)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        if loop.time() > end:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.02)
 
 
 def cpim_body(frm: str, to: str, text: str, mid: str | None = None,
