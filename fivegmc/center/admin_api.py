@@ -92,7 +92,14 @@ def add_routes(app: web.Application, sip: SipNode, store: Store) -> None:
         except StoreError as exc:
             return _error(503, f"message store unavailable: {exc}")
         if msg is None:
-            return _error(404, f"no message {msg_id}")
+            external = sip.traces.external(key)
+            if external is None:
+                return _error(404, f"no message {msg_id}")
+            return web.json_response({
+                "id": key, "state": external[-1].event, "stored": False, "relayed": False,
+                "trace": [{"at": _iso(e.at), "event": e.event, "detail": e.detail}
+                          for e in external],
+            })
         return web.json_response({
             "id": msg.id, "state": msg.state.value, "recipient": msg.recipient,
             "sender": msg.sender, "imdn_message_id": msg.imdn_message_id,

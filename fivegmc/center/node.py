@@ -265,6 +265,23 @@ class SipNode:
                 body_size=len(req.body), imdn_message_id=relay.imdn_id,
             )
 
+    def note_event(self, message_id: str, event: str, detail: str = "") -> None:
+        """Add an event to a message's trace (``/admin/v1/messages/{id}``) from outside the SIP
+        path — e.g. the MaaP's revoke and SMS fallback (submit_sm, SMSC id, DLR). ``message_id``
+        is a trace id, a stored message id or the CPIM imdn.Message-ID."""
+        at = time.time()
+        stored_id = self.traces.note(message_id, at, event, detail)
+        if stored_id is None or self.store is None:
+            return
+        store = self.store
+
+        async def add() -> None:
+            with contextlib.suppress(StoreError):
+                await store.add_trace(stored_id, TraceEvent(at=at, event=event, detail=detail))
+
+        if self._spawn is not None:
+            self._spawn(add())
+
     def note_imdn(self, cpim_body: bytes, at: float) -> None:
         """An IMDN passed through: add ``imdn-seen`` to the trace of the message it reports on
         (RFC 5438 §7: matched by the original imdn.Message-ID)."""

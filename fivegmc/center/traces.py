@@ -43,7 +43,10 @@ class RecentTraces:
         self._entries: dict[int, _Entry] = {}
         self._by_imdn: dict[str, int] = {}
         self._stored: dict[str, str] = {}  # imdn.Message-ID → stored message id
-        self._seen: dict[int, list[TraceEvent]] = {}  # IMDNs seen, by entry
+        self._seen: dict[int, list[TraceEvent]] = {}  # IMDNs (and other later events), by entry
+        #: Events about messages the 5GMC never relayed or stored (e.g. the MaaP's SMS fallback
+        #: for a recipient the 5GMC answered 480), by message id.
+        self._external: dict[str, list[TraceEvent]] = {}
         self._prefix = "r" + os.urandom(3).hex() + "-"
         self._seq = 0
 
@@ -106,13 +109,36 @@ class RecentTraces:
         return RelayTrace(trace_id, sender, recipient, imdn, ctype, size,
                           "delivered" if ok else "failed", events)
 
-    def imdn_seen(self, trace_id: str, at: float, detail: str) -> bool:
-        """Note an IMDN about a relayed message; False if it is not (or no longer) here."""
+    def imdn_seen(self, trace_id: str, at: float, detail: str, *,
+                  event: str = "imdn-seen") -> bool:
+        """Note an IMDN (or another later event) about a relayed message; False if it is not
+        (or no longer) here."""
         seq = self._seq_of(trace_id)
         if seq is None:
             return False
-        self._seen.setdefault(seq, []).append(TraceEvent(at, "imdn-seen", detail))
+        self._seen.setdefault(seq, []).append(TraceEvent(at, event, detail))
         return True
+
+    def note(self, key: str, at: float, event: str, detail: str = "") -> str | None:
+        """Add an event to the trace of ``key`` (trace id, stored id or imdn.Message-ID).
+        Returns the stored message id when the trace lives in the store (the caller writes it
+        there); otherwise the event is kept here (on the relayed trace, or on an external one
+        created for ``key``)."""
+        resolved = self.resolve(key)
+        if resolved is not None:
+            if self.imdn_seen(resolved, at, detail, event=event):
+                return None
+            return resolved  # a stored message
+        events = self._external.get(key)
+        if events is None:
+            events = self._external[key] = []
+            if len(self._external) > self.limit:
+                del self._external[next(iter(self._external))]
+        events.append(TraceEvent(at, event, detail))
+        return None
+
+    def external(self, key: str) -> list[TraceEvent] | None:
+        return self._external.get(key)
 
     def __len__(self) -> int:
         return len(self._entries)

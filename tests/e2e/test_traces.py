@@ -107,3 +107,28 @@ async def test_malformed_cpim_to_an_online_ue_is_400_with_the_reason(
 async def test_unknown_trace_is_404(node: Node) -> None:
     status, doc = await get_trace(node, "no-such-id")
     assert status == 404 and "error" in doc
+
+
+async def test_events_from_outside_the_sip_path_join_the_trace(node: Node, ue_factory) -> None:
+    """The MaaP's revoke / SMS fallback steps are added with SipNode.note_event."""
+    a, b = await ue_factory(A), await ue_factory(B)
+    await a.register()
+    await b.register()
+    relayed = uuid.uuid4().hex
+    assert (await a.message(B, "relayed", mid=relayed)).status == 200
+    node.sip.note_event(relayed, "fallback-sms", "not delivered in time")
+    doc = await wait_events(node, relayed, "fallback-sms")
+    assert doc["stored"] is False
+
+    stored = uuid.uuid4().hex
+    assert (await a.message("+8613800000003", "stored", mid=stored)).status == 202
+    await wait_events(node, stored, "stored")
+    node.sip.note_event(stored, "revoked", "by the MaaP")
+    doc = await wait_events(node, stored, "revoked")
+    assert doc["stored"] is True
+
+    node.sip.note_event("never-seen-by-sip", "submit_sm", "SMSC ids 1,2")
+    node.sip.note_event("never-seen-by-sip", "dlr", "DELIVRD")
+    status, doc = await get_trace(node, "never-seen-by-sip")
+    assert status == 200 and doc["state"] == "dlr"
+    assert [e["event"] for e in doc["trace"]] == ["submit_sm", "dlr"]
