@@ -8,6 +8,7 @@ AoR can be sent back over the same TCP connection (the way a P-CSCF keeps a UE's
 from __future__ import annotations
 
 import heapq
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -93,8 +94,11 @@ class Registrar:
     config: RegistrarConfig
     #: Bindings per AoR as a tuple (half the memory of a list at one binding per AoR).
     _bindings: dict[str, tuple[Binding, ...]] = field(default_factory=dict)
-    #: (expires_at, aor, contact_key): ties order by AoR and contact, no counter needed.
-    _heap: list[tuple[float, str, str]] = field(default_factory=list)
+    #: Expiry in one-second buckets: second (rounded down) → AoRs with a binding expiring in
+    #: it, and a heap of the bucket seconds. One list slot per binding instead of a heap tuple
+    #: (~64 bytes less per registration, a memory target of issue 3).
+    _buckets: dict[int, list[str]] = field(default_factory=dict)
+    _bucket_heap: list[int] = field(default_factory=list)
     #: Identical Contact parameter tuples (the same client's feature tags) shared by every
     #: binding that has them: at a million registrations they are most of the memory.
     _shared_params: dict[tuple[tuple[str, str | None], ...],
@@ -200,7 +204,7 @@ class Registrar:
         self._set(aor, result)
         for b in result:
             if b.registered_at == now and b.call_id == call_id and b.cseq == cseq:
-                heapq.heappush(self._heap, (b.expires_at, aor, b.contact_key))  # new/refreshed
+                self._schedule(b.expires_at, aor)  # new/refreshed
         return RegisterOutcome(200, bindings=tuple(result), changed=changed)
 
     def restore(self, binding: Binding) -> None:
@@ -210,7 +214,7 @@ class Registrar:
         found = [b for b in self._bindings.get(binding.aor, ())
                  if b.contact_key != binding.contact_key]
         self._set(binding.aor, [*found, binding])
-        heapq.heappush(self._heap, (binding.expires_at, binding.aor, binding.contact_key))
+        self._schedule(binding.expires_at, binding.aor)
 
     def replace(self, aor: str, bindings: list[Binding]) -> None:
         """Set every binding of ``aor`` at once, as another process sharing the store saved
@@ -218,7 +222,7 @@ class Registrar:
         for b in bindings:
             b.contact.params = self._share(b.contact.params)
             b.feature_tags = self._share(b.feature_tags)
-            heapq.heappush(self._heap, (b.expires_at, b.aor, b.contact_key))
+            self._schedule(b.expires_at, b.aor)
         self._set(aor, list(bindings))
 
     def _share(
@@ -236,24 +240,40 @@ class Registrar:
         elif old is not None:
             del self._bindings[aor]
 
+    def _schedule(self, expires_at: float, aor: str) -> None:
+        if expires_at == math.inf:
+            return
+        second = math.floor(expires_at)
+        bucket = self._buckets.get(second)
+        if bucket is None:
+            self._buckets[second] = bucket = []
+            heapq.heappush(self._bucket_heap, second)
+        bucket.append(aor)
+
     def next_expiry(self) -> float | None:
-        return self._heap[0][0] if self._heap else None
+        return float(self._bucket_heap[0]) if self._bucket_heap else None
 
     def expire(self, now: float) -> list[Binding]:
         """Remove bindings whose time is up; returns what was removed."""
         removed: list[Binding] = []
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            _, aor, key = heapq.heappop(heap)
-            found = self._bindings.get(aor)
-            if not found:
-                continue
-            keep = []
-            for b in found:
-                if b.contact_key == key and b.expires_at <= now:
-                    removed.append(b)
-                else:
-                    keep.append(b)
-            if len(keep) != len(found):
-                self._set(aor, keep)
+        not_yet: list[Binding] = []  # in a due bucket, but later within its second
+        heap = self._bucket_heap
+        while heap and heap[0] <= now:
+            second = heapq.heappop(heap)
+            for aor in self._buckets.pop(second, ()):
+                found = self._bindings.get(aor)
+                if not found:
+                    continue
+                keep = []
+                for b in found:
+                    if b.expires_at <= now:
+                        removed.append(b)
+                    else:
+                        keep.append(b)
+                        if math.floor(b.expires_at) == second:
+                            not_yet.append(b)
+                if len(keep) != len(found):
+                    self._set(aor, keep)
+        for b in not_yet:
+            self._schedule(b.expires_at, b.aor)
         return removed
