@@ -261,6 +261,10 @@ class MessagingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     #: Traces of relayed (not stored) messages kept in memory for the admin API, newest first
     #: out; stored messages keep theirs in the store.
     recent_traces: int = 100_000
+    #: P2P SMS fallback (protocols.md §6): a MESSAGE from a subscriber to an SMS-only
+    #: subscriber goes out as an SMS (its text part) through the SMSC ([smsc.esme] bind), and
+    #: the sender gets 202 and, if asked, a delivery IMDN from the receipt; false answers 480.
+    sms_fallback: bool = True
 
 
 class CapabilityConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -325,6 +329,61 @@ class ChatbotConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
                                       "token")
     #: SMS fallback text when the request gives none (CMCC: no per-message field; an H5 link).
     fallback_text: str = ""
+    #: GSMA: header carrying the webhook signature (protocols.md §11 [U]) and its HMAC hash
+    #: (value ``<algorithm>=<hex HMAC(webhook_secret, raw body)>``).
+    webhook_signature_header: str = "X-MaaP-Signature"
+    webhook_signature_algorithm: Literal["sha256", "sha384", "sha512", "sha1"] = "sha256"
+
+
+class MaapSmsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[maap.sms]``: the MaaP's own ESME bind to an SMSC for SMS fallback of chatbot messages
+    and MO SMS to chatbots' SMS ports (issue 5)."""
+
+    #: Bind and fall back at all (off: a recipient the 5GMC cannot reach simply fails).
+    enabled: bool = False
+    #: SMSC address; "" / 0 = this profile's own SMSC stub.
+    host: str = ""
+    port: int = 0
+    #: Bind credentials (an ``[[smsc.accounts]]`` entry; SMPP v3.4 §5.2: ≤ 15 / ≤ 8 chars).
+    system_id: str = "maap"
+    password: str = "lab-maap"
+    #: SMS source address for every chatbot; "" = the chatbot's ``sms_port``.
+    source: str = ""
+    #: Most submit_sm in flight at once; enquire_link interval; reconnect backoff; a response
+    #: not received within response_timeout_s drops the bind (seconds).
+    window: int = 10
+    enquire_link_s: float = 30.0
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    response_timeout_s: float = 10.0
+    #: Fallback SMS handed to the ESME and not yet accepted by the SMSC, at most (the rest wait
+    #: in the durable queue).
+    max_held: int = 10000
+
+
+class CtcuSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[maap.ctcu]``: China Telecom / Unicom platform choices (protocols.md §10 [U])."""
+
+    #: Push/verification ``signature``: sha256 of sorted (§10) or unsorted token+timestamp+nonce.
+    signature_order: Literal["sorted", "unsorted"] = "sorted"
+    #: Content-Type of the pushes; ``multipart/form-data`` reproduces the platform's quirk
+    #: (the body stays JSON).
+    push_content_type: Literal["application/json", "multipart/form-data"] = "application/json"
+    #: ``uploadMode: temp`` media expire after this many days (operator-set, §10).
+    temp_media_days: float = 3.0
+    #: accessToken calls allowed per chatbot per (China-time) day (§10: 2000); beyond → 45001.
+    token_calls_per_day: int = 2000
+    #: Media URLs in sends must have been uploaded to this MaaP (§10 "Send"); else 40007.
+    require_uploaded_media: bool = True
+
+
+class CmccSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[maap.cmcc]``: China Mobile platform choices (protocols.md §2A [U])."""
+
+    #: Sign notifications with ``signature``/``timestamp``/``nonce`` headers like CT/CU.
+    notify_signing: bool = False
+    #: sha256 of token+timestamp+nonce unsorted (the CMT test client) or sorted (CT/CU §10).
+    signature_order: Literal["sorted", "unsorted"] = "unsorted"
 
 
 class MaapConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -364,6 +423,21 @@ class MaapConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     #: A message not delivered within this long is reported failed (or falls back to SMS when
     #: allowed); 0 = only the 5GMC's store-and-forward validity applies.
     delivery_timeout_s: float = 0.0
+    #: SMS fallback and MO SMS (``[maap.sms]``).
+    sms: MaapSmsConfig = MaapSmsConfig()
+    #: Capability answers (SIP OPTIONS via the 5GMC) are cached this long (seconds).
+    capability_ttl_s: float = 10.0
+    #: A2P deliveries in flight toward the 5GMC at once (the fan-out worker pool).
+    fanout_concurrency: int = 256
+    #: Attempts per recipient while the 5GMC answers 408/500/503/504 or not at all.
+    center_attempts: int = 8
+    #: On shutdown, wait this long for MESSAGEs already handed to the 5GMC to be answered, so
+    #: their outcome is recorded and they are not sent again after a restart (seconds).
+    shutdown_grace_s: float = 2.0
+    #: China Telecom / Unicom dialect settings ([U] choices, docs/maap-ctcu.md).
+    ctcu: CtcuSettings = CtcuSettings()
+    #: China Mobile dialect settings ([U] choices, docs/maap-cmcc.md).
+    cmcc: CmccSettings = CmccSettings()
     #: Provisioned chatbots.
     chatbots: tuple[ChatbotConfig, ...] = ()
 
@@ -813,6 +887,20 @@ def _check_maap(maap: MaapConfig) -> Iterator[_Problem]:
         yield "maap.webhook_retry_max_s", "expected >= maap.webhook_retry_initial_s"
     if maap.delivery_timeout_s < 0:
         yield "maap.delivery_timeout_s", "expected >= 0"
+    for key in ("capability_ttl_s", "fanout_concurrency", "center_attempts"):
+        yield from _positive(f"maap.{key}", getattr(maap, key))
+    if maap.shutdown_grace_s < 0:
+        yield "maap.shutdown_grace_s", "expected >= 0"
+    yield from _positive("maap.ctcu.temp_media_days", maap.ctcu.temp_media_days)
+    yield from _positive("maap.ctcu.token_calls_per_day", maap.ctcu.token_calls_per_day)
+    yield from _port("maap.sms.port", maap.sms.port)
+    if not 0 < len(maap.sms.system_id) <= 15:
+        yield "maap.sms.system_id", "expected 1-15 characters (SMPP v3.4 §5.2)"
+    if len(maap.sms.password) > 8:
+        yield "maap.sms.password", "expected at most 8 characters (SMPP v3.4 §5.2)"
+    for key in ("window", "enquire_link_s", "reconnect_initial_s", "reconnect_max_s",
+                "response_timeout_s", "max_held"):
+        yield from _positive(f"maap.sms.{key}", getattr(maap.sms, key))
     seen_ids: set[str] = set()
     seen_uris: set[str] = set()
     for index, bot in enumerate(maap.chatbots):
@@ -831,6 +919,9 @@ def _check_maap(maap: MaapConfig) -> Iterator[_Problem]:
         yield from _positive(f"{key}.rate_limit_per_s", bot.rate_limit_per_s)
         if bot.webhook and not bot.webhook.startswith(("http://", "https://")):
             yield f"{key}.webhook", f"expected an http(s) URL, got {bot.webhook!r}"
+        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", bot.webhook_signature_header):
+            yield (f"{key}.webhook_signature_header",
+                   f"expected an HTTP header name, got {bot.webhook_signature_header!r}")
 
 
 def _port(key: str, value: int) -> Iterator[_Problem]:

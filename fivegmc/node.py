@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from .center.admin_api import add_routes as add_admin_routes
 from .center.cdrs import CdrRecorder
 from .center.node import Listener, SipNode
+from .center.sms_fallback import P2pSmsFallback
 from .config import Profile
 from .maap.server import MaapNode
 from .obs.admin import AdminServer
@@ -22,6 +23,7 @@ from .obs.cdr import CdrWriter
 from .obs.logging import make_logger
 from .obs.metrics import SipMetrics
 from .smsc.admin_api import add_routes as add_smsc_routes
+from .smsc.esme import Esme
 from .smsc.metrics import SmscMetrics
 from .smsc.server import SmscNode
 from .store.factory import open_store
@@ -56,7 +58,8 @@ class Node:
         # The MaaP (issue 4): a separate element that reaches the 5GMC over SIP/TCP.
         self.maap: MaapNode | None = None
         if self.profile.maap.enabled:
-            self.maap = MaapNode(self.profile, self.log, self.registry)
+            self.maap = MaapNode(self.profile, self.log, self.registry,
+                                 note_event=self.sip.note_event, cdrs=self.sip.cdrs)
             self.maap.add_admin_routes(self.admin.app)
         # The SMSC stub (issue 5): SMPP v3.4 server, MO injection and inbox on the admin API.
         self.smsc: SmscNode | None = None
@@ -64,6 +67,9 @@ class Node:
             self.smsc = SmscNode(self.profile.smsc, SmscMetrics(self.registry), self.log)
             add_smsc_routes(self.admin.app, self.smsc)
         self.endpoints: list[str] = []
+        # P2P SMS fallback (issue 5): the 5GMC's ESME, bound once the SMSC address is known.
+        self.esme: Esme | None = None
+        self.sms_fallback: P2pSmsFallback | None = None
 
     @property
     def store_description(self) -> str:
@@ -103,6 +109,7 @@ class Node:
         if self.smsc is not None:
             smpp_host, smpp_port = await self.smsc.start()
             self.endpoints.append(f"smpp/tcp {smpp_host}:{smpp_port}")
+        self._start_p2p_sms_fallback()
         if self.profile.admin.enabled:
             host, port = await self.admin.start(self.profile.admin.host, self.profile.admin.port)
             self.endpoints.append(f"admin/http {host}:{port}")
@@ -111,10 +118,13 @@ class Node:
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.sip.run())
+            if self.esme is not None and self.sms_fallback is not None:
+                self.sms_fallback.bind(tg.create_task)
+                tg.create_task(self.esme.run())
             if self.smsc is not None:
                 tg.create_task(self.smsc.run())
             if self.maap is not None:
-                tg.create_task(self.maap.run(self._maap_center()))
+                tg.create_task(self.maap.run(self._maap_center(), self._maap_smsc()))
 
     def _maap_center(self) -> tuple[str, int]:
         """The 5GMC the MaaP sends through: ``maap.center`` (``host:port`` or a SIP URI), or
@@ -127,7 +137,33 @@ class Node:
         lst = self.listener("tcp")
         return lst.host, lst.port
 
+    def _maap_smsc(self) -> tuple[str, int] | None:
+        """The SMSC the MaaP's SMS fallback binds to: ``maap.sms.host``/``port``, or this
+        node's own SMSC stub (None: none configured)."""
+        sms = self.profile.maap.sms
+        if sms.host or sms.port:
+            return sms.host or "127.0.0.1", sms.port
+        return self.smsc.address if self.smsc is not None else None
+
+    def _start_p2p_sms_fallback(self) -> None:
+        """The 5GMC's own bind to the SMSC ([smsc.esme]; host "" = this node's stub) for P2P
+        messages to SMS-only subscribers (``messaging.sms_fallback``)."""
+        cfg = self.profile.smsc.esme
+        host, port = cfg.host, cfg.port
+        if not (host and port) and self.smsc is not None and self.smsc.address is not None:
+            host, port = self.smsc.address
+        if not self.profile.messaging.sms_fallback or not (host and port):
+            return
+        self.esme = Esme.from_config(cfg, host, port, log=self.log)
+        self.sms_fallback = P2pSmsFallback(
+            self.profile, self.sip.core, self.esme, self.sip.forwarding, self.log, self.sip.now,
+            self.sip.note_event, self.sip.cdrs)
+        self.sip.core.sms_handler = self.sms_fallback.on_sms
+        self.sip.router.sms_fallback_ready = True
+
     async def close(self) -> None:
+        if self.esme is not None:
+            await self.esme.close()
         if self.smsc is not None:
             await self.smsc.close()
         if self.maap is not None:

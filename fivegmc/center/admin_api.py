@@ -102,7 +102,8 @@ def add_routes(app: web.Application, sip: SipNode, store: Store) -> None:
             })
         return web.json_response({
             "id": msg.id, "state": msg.state.value, "recipient": msg.recipient,
-            "sender": msg.sender, "imdn_message_id": msg.imdn_message_id,
+            "sender": msg.sender,
+            "imdn_message_id": (msg.imdn_message_id or "").split("#", 1)[0] or None,
             "content_type": msg.content_type, "body_size": len(msg.body),
             "received_at": _iso(msg.received_at), "expires_at": _iso(msg.expires_at),
             "attempts": msg.attempts, "stored": True,

@@ -25,7 +25,7 @@ from typing import Any
 from ..config import Profile
 from ..core.registrar import Binding, Registrar
 from ..core.routing import Distribute, Revoke
-from ..cpim import build_imdn_report_cpim, parse_cpim
+from ..cpim import ImdnStatus, build_imdn_report_cpim, parse_cpim
 from ..sip.errors import RemoteProtocolError
 from ..sip.message import Request
 from ..sip.uri import aor_key
@@ -136,7 +136,10 @@ class StoreAndForward:
         sender = aor_key(req.from_().uri) or str(req.from_().uri)
         now = self.wall()
         return StoredMessage(
-            id=uuid.uuid4().hex, recipient=number, sender=sender, imdn_message_id=imdn_id,
+            # Duplicates are per recipient: a chatbot platform (or a client fanning out itself)
+            # sends the same imdn.Message-ID to each recipient in its own MESSAGE.
+            id=uuid.uuid4().hex, recipient=number, sender=sender,
+            imdn_message_id=f"{imdn_id}#{number}" if imdn_id else None,
             received_at=now, expires_at=now + self.profile.messaging.validity_s,
             content_type=req.headers.get("Content-Type") or "",
             body=req.body,
@@ -232,7 +235,7 @@ class StoreAndForward:
         """Index a stored message by its imdn.Message-ID; an IMDN among them goes to the
         trace of the message it reports on."""
         if self.traces is not None and msg.imdn_message_id:
-            self.traces.index_stored(msg.imdn_message_id, stored_id)
+            self.traces.index_stored(msg.imdn_message_id.split("#", 1)[0], stored_id)
         if (self.on_imdn is not None and b"message/imdn+xml" in msg.body[:2048]
                 and msg.content_type.lower().startswith("message/cpim")):
             self.on_imdn(msg.body, self.wall())
@@ -403,24 +406,43 @@ class StoreAndForward:
             # a chatbot (or a peer's user) behind a static route: send it there
             await self._imdn_via_route(msg, sender_uri, body)
             return
+        if await self._store_report(msg.sender, msg.recipient, body):
+            await self._trace(msg.id, "imdn-sent", "negative-delivery (failed)")
+
+    async def report(self, *, recipient: str, about: str, original_message_id: str,
+                     original_datetime: str | None, status: ImdnStatus,
+                     message_id: str) -> None:
+        """Send subscriber ``recipient`` a delivery IMDN (RFC 5438) about the message it sent
+        to ``about`` (e.g. from an SMS delivery receipt), stored and delivered like any
+        other message."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.wall()))
+        body = build_imdn_report_cpim(
+            from_=f"<sip:{about}@{self.domain}>", to=f"<sip:{recipient}@{self.domain}>",
+            message_id=message_id, datetime=stamp, original_message_id=original_message_id,
+            original_datetime=original_datetime or stamp, kind="delivery", status=status,
+        )
+        await self._store_report(recipient, about, body)
+
+    async def _store_report(self, recipient: str, about: str, body: bytes) -> bool:
+        now = self.wall()
         report = StoredMessage(
-            id=uuid.uuid4().hex, recipient=msg.sender, sender=msg.recipient,
+            id=uuid.uuid4().hex, recipient=recipient, sender=about,
             imdn_message_id=None, received_at=now,
             expires_at=now + self.profile.messaging.validity_s, content_type="message/cpim",
             body=body,
-            headers=(("From", f"<sip:{msg.recipient}@{self.domain}>;tag={uuid.uuid4().hex[:8]}"),
-                     ("To", f"<sip:{msg.sender}@{self.domain}>"),
+            headers=(("From", f"<sip:{about}@{self.domain}>;tag={uuid.uuid4().hex[:8]}"),
+                     ("To", f"<sip:{recipient}@{self.domain}>"),
                      ("Content-Type", "message/cpim")),
             next_attempt_at=now,
         )
         try:
             await self.store.put_message(report)
         except StoreError as exc:
-            self.log.warning("could not store a negative-delivery IMDN", error=str(exc))
-            return
-        await self._trace(msg.id, "imdn-sent", "negative-delivery (failed)")
-        if self.registrar.lookup(msg.sender, self.now()):
-            self.on_registered(msg.sender)
+            self.log.warning("could not store an IMDN", error=str(exc))
+            return False
+        if self.registrar.lookup(recipient, self.now()):
+            self.on_registered(recipient)
+        return True
 
     async def _imdn_via_route(self, msg: StoredMessage, sender_uri: str, body: bytes) -> None:
         """Originate the IMDN to the route serving the sender's domain (the MaaP), retrying

@@ -25,6 +25,7 @@ from ..core.routing import (
     Reply,
     Revoke,
     Router,
+    SmsOut,
     Store,
     loop_hash,
 )
@@ -162,6 +163,8 @@ class ProxyCore:
         self.late_success_handler: Callable[[object], None] | None = None
         # Revoke requests go to this handler, answered later through :meth:`answer`.
         self.revoke_handler: Callable[[Request, Revoke, object], None] | None = None
+        # P2P SMS fallback goes to this handler, answered later through :meth:`answer`.
+        self.sms_handler: Callable[[Request, SmsOut, object], None] | None = None
         self.answer_timeout = answer_timeout
         self._answer_deadlines: list[tuple[float, int, _ServerSide]] = []
         self._answer_seq = itertools.count()
@@ -322,6 +325,11 @@ class ProxyCore:
                             now)
             else:
                 self.distribute_handler(req, decision, side)  # answered via answer()
+        elif isinstance(decision, SmsOut):
+            if self.sms_handler is None:
+                self._reply(side, Reply(480, "Recipient has no 5G Message client"), now)
+            else:
+                self.sms_handler(req, decision, side)  # answered via answer()
         elif isinstance(decision, Revoke):
             if self.revoke_handler is None:
                 self._reply(side, Reply(404, "Message not stored"), now)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import Profile, password_for
+from ..cpim import parse_cpim, parse_imdn
 from ..cpim.scan import scan_cpim
 from ..sip import digest
 from ..sip.errors import RemoteProtocolError
@@ -115,7 +116,15 @@ class Absorb:
     why: str
 
 
-Decision = Reply | Relay | Store | Distribute | Revoke | Absorb
+@dataclass(frozen=True, slots=True)
+class SmsOut:
+    """P2P SMS fallback: send the MESSAGE's text to an SMS-only subscriber as an SMS (issue 5;
+    the adapter answers 202 once the SMSC has it)."""
+
+    number: str
+
+
+Decision = Reply | Relay | Store | Distribute | Revoke | SmsOut | Absorb
 
 REVOKE_TYPE = "application/vnd.gsma.rcsrevoke+xml"
 
@@ -164,6 +173,8 @@ class Router:
         self.realm = profile.auth.effective_realm(op)
         self.capabilities = CapabilityCache(profile.capability.cache_ttl_s)
         self.max_forwards = profile.sip.max_forwards
+        # Set by the adapter when an ESME for P2P SMS fallback is running.
+        self.sms_fallback_ready = False
         # Static routes: foreign Request-URI domain → next hop (as a binding to relay to).
         self.routes: dict[str, Binding] = {}
         for route in profile.routes:
@@ -391,7 +402,24 @@ class Router:
         number, kind = target
         if ctype == REVOKE_TYPE:
             return self.revoke(req, number)
+        imdn_id: str | None = None
+        is_report = False
+        if ctype == "message/cpim":
+            try:  # RFC 3862 / RFC 5438: malformed CPIM or IMDN is refused, not passed on
+                summary = scan_cpim(req.body)
+                is_report = summary.content_type == "message/imdn+xml"
+                if is_report:
+                    parse_imdn(parse_cpim(req.body).content)
+            except RemoteProtocolError as exc:
+                return Reply(400, f"Bad Request ({exc.reason})"[:200],
+                             log_reason=f"malformed CPIM/IMDN: {exc.reason}")
+            imdn_id = summary.message_id
         if kind is SubscriberKind.SMS_ONLY:
+            # protocols.md §6: P2P falls back to SMS (profile switch); a chatbot platform's
+            # MESSAGE gets the 480 and applies its own fallback policy.
+            if (self.profile.messaging.sms_fallback and self.sms_fallback_ready
+                    and self.route_for(req.from_().uri) is None):
+                return SmsOut(number)
             return Reply(480, "Recipient has no 5G Message client",
                          log_reason="MESSAGE to an SMS-only subscriber")
         bindings = self.registrar.lookup(number, now)
@@ -404,16 +432,6 @@ class Router:
             return Reply(480, log_reason="recipient not registered")
         if len(bindings) > 1 and "no-fork" in directives:
             bindings = bindings[:1]  # RFC 3841 §9.1: one target only, the best one
-        imdn_id: str | None = None
-        is_report = False
-        if ctype == "message/cpim":
-            try:  # RFC 3862: a malformed CPIM body is refused here, not passed on
-                summary = scan_cpim(req.body)
-            except RemoteProtocolError as exc:
-                return Reply(400, f"Bad Request ({exc.reason})"[:200],
-                             log_reason=f"malformed CPIM: {exc.reason}")
-            imdn_id = summary.message_id
-            is_report = summary.content_type == "message/imdn+xml"
         mf = req.int_header("Max-Forwards")
         return Relay(tuple(bindings), (mf if mf is not None else self.max_forwards + 1) - 1,
                      number, storable=storable, imdn_id=imdn_id, is_report=is_report)

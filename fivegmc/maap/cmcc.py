@@ -38,6 +38,7 @@ from ..config import ChatbotConfig
 from . import cmcc_wire as w
 from . import content
 from .api import MaapApi
+from .ctcu_wire import TRAFFIC_TYPES, signature
 from .model import Event as MaapEvent
 from .model import (
     FailureCode,
@@ -229,9 +230,13 @@ class CmccDialect:
         im = req.message
         if mode == "template" and not im.template_id:
             raise w.missing("outboundMessageRequest/outboundIMMessage/templateID")
-        if im.traffic_type and im.traffic_type not in bot.traffic_types:
+        if im.traffic_type and im.traffic_type not in TRAFFIC_TYPES:
             raise w.invalid("outboundMessageRequest/outboundIMMessage/trafficType",
-                            "not allowed for this chatbot")
+                            f"expected one of {', '.join(TRAFFIC_TYPES)}")
+        if im.traffic_type and im.traffic_type not in bot.traffic_types:
+            # a policy, not a bad value: POL0010 (ours; docs/maap-cmcc.md)
+            raise w.CmccError(403, "POL0010", "Traffic type %1 is not allowed for chatbot %2",
+                              (im.traffic_type, bot.uri))
         payload = w.build_payload(im, template=mode == "template")
         numbers, failed = self._recipients(req.addresses, mode)
         if not self.api.allow(bot.id):
@@ -452,7 +457,20 @@ class CmccDialect:
         else:
             return None
         return Notification(url=url, body=body, content_type=w.XML_CONTENT_TYPE,
-                            ordering_key=f"{bot.id}|{event.user}")
+                            ordering_key=f"{bot.id}|{event.user}",
+                            headers=self._signed(bot))
+
+    def _signed(self, bot: ChatbotConfig) -> tuple[tuple[str, str], ...]:
+        """``signature``/``timestamp``/``nonce`` when ``[maap.cmcc] notify_signing`` is on
+        ([U]: the CT/CU scheme, protocols.md §10 note; the token is sha256hex(password) as in
+        the CMT client; unsorted concatenation by default)."""
+        cfg = self.api.config.cmcc
+        if not cfg.notify_signing:
+            return ()
+        ts, nonce = str(int(self.clock())), str(uuid.uuid4())
+        sig = signature(w.sha256hex(bot.secret), ts, nonce,
+                        sort=cfg.signature_order == "sorted")
+        return (("signature", sig), ("timestamp", ts), ("nonce", nonce))
 
     # -- OpenAPI --------------------------------------------------------------------------
 

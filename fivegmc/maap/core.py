@@ -14,18 +14,35 @@ reported too, so a CSP always sees sent → delivered → displayed in order.
 
 Every change becomes a StatusEvent, rendered by the chatbot's dialect and queued durably for
 the CSP's webhook (:mod:`.webhooks`).
+
+Restarts: each accepted send is committed with what is needed to send it again (the Outbound
+without its recipient list, :mod:`.state`); at start :meth:`MaapCore.run` resumes every send
+with recipients still ACCEPTED (queued again, same imdn.Message-ID) or SENT (awaiting IMDNs),
+with their delivery-timeout deadlines counted from the original acceptance. Each recipient
+is marked *dispatched* just before its MESSAGE goes to the 5GMC; a resumed recipient that was
+dispatched but has no recorded answer is taken as SENT, never sent again (at most once: the
+delivery timeout, when set, reports one the 5GMC never got). On shutdown MESSAGEs out to the
+5GMC get ``maap.shutdown_grace_s`` to be answered (a separate 5GMC keeps answering), so
+their real outcome is recorded (:meth:`MaapCore.close`). A clean stop writes every mark, so
+nothing is sent twice. At-least-once window: after a crash, marks and states newer than the
+last flush (``MessageStates.flush_interval_s``, 50 ms) are lost; such a recipient is sent
+again with the same imdn.Message-ID: a stored copy is suppressed by the 5GMC's duplicate
+check, a relayed one reaches the UE twice (clients drop the repeat by imdn.Message-ID).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import msgspec
 
 from ..config import ChatbotConfig, MaapConfig, Profile
 from ..core.capability import is_rcs_tag
@@ -42,6 +59,7 @@ from .model import (
     Capabilities,
     Event,
     FailureCode,
+    InboundEvent,
     MessageRecord,
     NewUserEvent,
     Notification,
@@ -68,15 +86,19 @@ _RANK = {Status.ACCEPTED: 0, Status.SENT: 1, Status.DELIVERED: 2, Status.DISPLAY
 _ENDED = frozenset({Status.FAILED, Status.REVOKED, Status.DELIVERED_TO_NETWORK,
                     Status.DISPLAYED})
 #: 5GMC answers worth trying again (overload, timeouts): after 0.2 s doubling up to 2 s, or
-#: the 503's Retry-After (RFC 3261 §21.5.4), at most this many attempts.
+#: the 503's Retry-After (RFC 3261 §21.5.4), at most ``maap.center_attempts`` attempts.
 _RETRY = frozenset({408, 500, 503, 504})
-_ATTEMPTS = 8
 
 Render = Callable[[ChatbotConfig, Event], Notification | None]
 Enqueue = Callable[[str, Notification], Awaitable[Any]]
 #: Issue 5's seam: ``(outbound, number, why) -> took_over``. When it returns True the
 #: recipient's fate is the SMS path's: it reports back through :meth:`MaapCore.sms_result`.
 SmsFallbackHook = Callable[[Outbound, str, FailureCode], Awaitable[bool]]
+
+
+def _retrieve(fut: asyncio.Future[Response]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 def now_iso(at: float) -> str:
@@ -146,8 +168,8 @@ class MaapCore:
     def __init__(self, profile: Profile, *, link: SipLink, states: MessageStates,
                  tokens: Tokens, files: Files, enqueue: Enqueue | None = None,
                  render: Render | None = None, log: Any = None,
-                 clock: Callable[[], float] = time.time, concurrency: int = 256,
-                 capability_ttl_s: float = 10.0) -> None:
+                 clock: Callable[[], float] = time.time, concurrency: int | None = None,
+                 capability_ttl_s: float | None = None) -> None:
         self.config: MaapConfig = profile.maap
         self.tokens = tokens
         self.files = files
@@ -159,10 +181,15 @@ class MaapCore:
         self.clock = clock
         self.home_domain = profile.operator.home_domain
         self.directory = SubscriberDirectory(profile.operator.number_ranges)
-        self.concurrency = concurrency
-        self.capability_ttl_s = capability_ttl_s
+        # [maap] settings; keyword arguments override them (tests)
+        self.concurrency = self.config.fanout_concurrency if concurrency is None else concurrency
+        self.capability_ttl_s = (self.config.capability_ttl_s if capability_ttl_s is None
+                                 else capability_ttl_s)
+        self.attempts = self.config.center_attempts
         #: issue 5's SMS fallback (None: no fallback; the recipient simply fails)
         self.sms_fallback: SmsFallbackHook | None = None
+        # recipients the SMS fallback took over: the 5G attempt must not be retried
+        self._sms_taken: set[tuple[str, str, str]] = set()
         #: extra observers of every event (tests, metrics); called synchronously
         self.observers: list[Callable[[Event], None]] = []
         self._bots = {b.id: b for b in self.config.chatbots}
@@ -182,6 +209,9 @@ class MaapCore:
         self._events_ready = asyncio.Event()
         self._spawn: Callable[[Any], asyncio.Task[Any]] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # MESSAGEs out to the 5GMC when their worker was cancelled (shutdown): close() waits
+        # up to shutdown_grace_s for their answers
+        self._inflight: list[tuple[Outbound, str, asyncio.Future[Response]]] = []
 
     # -- chatbots --------------------------------------------------------------------------
     def bot(self, bot_id: str) -> ChatbotConfig | None:
@@ -202,6 +232,7 @@ class MaapCore:
 
     # -- running -----------------------------------------------------------------------------
     async def run(self) -> None:
+        self.resume()
         async with asyncio.TaskGroup() as tg:
             self._spawn = tg.create_task
             tg.create_task(self._emitter())
@@ -216,11 +247,61 @@ class MaapCore:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def resume(self) -> int:
+        """Take up the sends a previous run left with recipients on the way (see the module
+        docstring); returns how many. Called by :meth:`run`; idempotent."""
+        resumed = 0
+        for bot_id, message_id, data, dispatched in self.states.take_resumable():
+            record = self.states.record(bot_id, message_id)
+            try:
+                out = msgspec.msgpack.decode(data, type=Outbound)
+            except msgspec.DecodeError as exc:
+                self.log.error("maap: cannot resume a send", bot=bot_id, message_id=message_id,
+                               error=str(exc))
+                continue
+            if record is None or bot_id not in self._bots:
+                continue  # the chatbot is no longer provisioned: its sends stay as they are
+            out = dataclasses.replace(out, recipients=tuple(r.number for r in record.recipients))
+            self._live[(bot_id, message_id)] = out
+            timeout = self.config.delivery_timeout_s
+            left = record.created_at + timeout - self.clock()
+            for r in record.recipients:
+                if r.status is Status.ACCEPTED and r.number in dispatched:
+                    # handed to the 5GMC, answer unknown: not sent twice (at most once here;
+                    # the delivery timeout, when set, reports one that never arrives)
+                    self._advance(bot_id, message_id, r.number, Status.SENT)
+                elif r.status is Status.ACCEPTED:
+                    self._jobs.put_nowait((out, r.number))
+                if timeout > 0 and r.status in (Status.ACCEPTED, Status.SENT):
+                    self._deadlines.append((time.monotonic() + max(0.0, left), bot_id,
+                                            message_id, r.number))
+            resumed += 1
+        if resumed and self.log is not None:
+            self.log.info("maap: resumed sends left on the way", sends=resumed)
+        return resumed
+
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Shutdown: record the outcome of MESSAGEs the 5GMC already has (so a restart does not
+        send them again), then queue the events still waiting for the emitter."""
+        inflight, self._inflight = self._inflight, []
+        if inflight:
+            await asyncio.wait([f for _, _, f in inflight],
+                               timeout=self.config.shutdown_grace_s)
+        for out, number, fut in inflight:
+            if not fut.done() or fut.cancelled() or fut.exception() is not None:
+                continue  # no answer: stays ACCEPTED and is sent again after a restart
+            response = fut.result()
+            if 200 <= response.status < 300:
+                self._sent(out, number, response)
+            # other answers: left ACCEPTED; the resumed send meets them again
+        await self._emit_pending()
 
     # -- events ----------------------------------------------------------------------------
     def _emit(self, bot_id: str, event: Event,
@@ -240,27 +321,31 @@ class MaapCore:
         while True:
             await self._events_ready.wait()
             self._events_ready.clear()
-            batch, self._events = self._events, []
-            pending: list[Awaitable[Any]] = []
-            for bot_id, event, _ in batch:
-                bot = self._bots.get(bot_id)
-                if bot is None or self.render is None or self.enqueue is None:
-                    continue
-                try:
-                    note = self.render(bot, event)
-                except Exception as exc:  # a dialect bug must not stop other events
-                    self.log.error("maap: rendering an event failed", bot=bot_id,
-                                   event=type(event).__name__, error=repr(exc))
-                    continue
-                if note is not None:
-                    pending.append(self.enqueue(bot_id, note))
-            results = await asyncio.gather(*pending, return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException):
-                    self.log.error("maap: queueing a webhook event failed", error=repr(result))
-            for _, _, fut in batch:
-                if fut is not None and not fut.done():
-                    fut.set_result(None)
+            await self._emit_pending()
+
+    async def _emit_pending(self) -> None:
+        """Render and enqueue the events waiting now, in order."""
+        batch, self._events = self._events, []
+        pending: list[Awaitable[Any]] = []
+        for bot_id, event, _ in batch:
+            bot = self._bots.get(bot_id)
+            if bot is None or self.render is None or self.enqueue is None:
+                continue
+            try:
+                note = self.render(bot, event)
+            except Exception as exc:  # a dialect bug must not stop other events
+                self.log.error("maap: rendering an event failed", bot=bot_id,
+                               event=type(event).__name__, error=repr(exc))
+                continue
+            if note is not None:
+                pending.append(self.enqueue(bot_id, note))
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                self.log.error("maap: queueing a webhook event failed", error=repr(result))
+        for _, _, fut in batch:
+            if fut is not None and not fut.done():
+                fut.set_result(None)
 
     def _advance(self, bot_id: str, message_id: str, number: str, status: Status,
                  failure: FailureCode | None = None, sms_message_id: str = "") -> bool:
@@ -291,9 +376,10 @@ class MaapCore:
         return True
 
     def _settled(self, bot_id: str, message_id: str) -> None:
-        """Forget the in-memory send once none of its recipients is on the way."""
-        if self.states.open_count(bot_id, message_id) == 0:
-            self._live.pop((bot_id, message_id), None)
+        """Forget the send (memory and its resend data) once no recipient is on the way."""
+        if (self.states.open_count(bot_id, message_id) == 0
+                and self._live.pop((bot_id, message_id), None) is not None):
+            self.states.forget_outbound(bot_id, message_id)
 
     # -- A2P ---------------------------------------------------------------------------------
     async def send(self, out: Outbound) -> SendResult:
@@ -315,19 +401,22 @@ class MaapCore:
         if self.states.has_message(out.bot_id, out.message_id):
             return self._duplicate(out)
         now = self.clock()
+        live = any(status is Status.ACCEPTED for _, status, _ in verdicts)
+        # what a restart needs to send it again (recipients come from their own table)
+        resend = (msgspec.msgpack.encode(dataclasses.replace(out, recipients=()))
+                  if live else b"")
         added = await self.states.add_message(
             out.bot_id, out.message_id, created_at=now, client_correlator=out.client_correlator,
             conversation_id=out.conversation_id, contribution_id=out.contribution_id,
-            recipients=[RecipientState(n, s, f, now) for n, s, f in verdicts])
+            recipients=[RecipientState(n, s, f, now) for n, s, f in verdicts],
+            outbound=resend)
         if not added:
             return self._duplicate(out)
-        live = False
         for n, status, failure in verdicts:
             if status is Status.FAILED:
                 self._emit(out.bot_id, StatusEvent(out.bot_id, out.message_id, n, status,
                                                    failure, now, out.client_correlator))
                 continue
-            live = True
             self._jobs.put_nowait((out, n))
             if self.config.delivery_timeout_s > 0:
                 self._deadlines.append((time.monotonic() + self.config.delivery_timeout_s,
@@ -385,10 +474,10 @@ class MaapCore:
         headers = self._message_headers(out)
         uri = self._user_uri(number)
         response: Response | None = None
-        for attempt in range(_ATTEMPTS):
+        self.states.dispatched(out.bot_id, out.message_id, number)
+        for attempt in range(self.attempts):
             try:
-                response = await self.link.request("MESSAGE", uri, from_uri=bot.uri,
-                                                   to_uri=uri, headers=headers, body=body)
+                response = await self._message(out, number, bot, uri, headers, body)
             except LinkError as exc:
                 response = None
                 if self.log is not None:
@@ -396,23 +485,42 @@ class MaapCore:
                                      error=str(exc), attempt=attempt + 1)
             if response is not None and response.status not in _RETRY:
                 break
-            if attempt == _ATTEMPTS - 1:
+            if attempt == self.attempts - 1:
                 break
             await asyncio.sleep(_retry_delay(response, attempt))
             cur = self.states.recipient(out.bot_id, out.message_id, number)
-            if cur is None or cur.status is not Status.ACCEPTED:
+            if (cur is None or cur.status is not Status.ACCEPTED
+                    or (out.bot_id, out.message_id, number) in self._sms_taken):
                 return
         if response is None or response.status in _RETRY:
             self._advance(out.bot_id, out.message_id, number, Status.FAILED, None)
             return
         if 200 <= response.status < 300:
-            if response.status == 200 and "positive-delivery" not in out.dispositions:
-                self._advance(out.bot_id, out.message_id, number, Status.DELIVERED)
-            else:
-                self._advance(out.bot_id, out.message_id, number, Status.SENT)
+            self._sent(out, number, response)
             return
         failure = failure_for(response.status, self.directory.kind(number), out.store)
         await self._fail(out, number, failure)
+
+    async def _message(self, out: Outbound, number: str, bot: ChatbotConfig, uri: str,
+                       headers: list[tuple[str, str]], body: bytes) -> Response:
+        """One A2P MESSAGE to the 5GMC. Cancelled after it went out (shutdown), its answer is
+        still awaited by :meth:`close` (``_inflight``)."""
+        fut = await self.link.send("MESSAGE", uri, from_uri=bot.uri, to_uri=uri,
+                                   headers=headers, body=body)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            self._inflight.append((out, number, fut))
+            fut.add_done_callback(_retrieve)  # a LinkError nobody awaits is not an error
+            raise
+
+    def _sent(self, out: Outbound, number: str, response: Response) -> None:
+        """The 5GMC took the MESSAGE (2xx): SENT, or DELIVERED when the UE's 200 is all the
+        delivery report asked for."""
+        if response.status == 200 and "positive-delivery" not in out.dispositions:
+            self._advance(out.bot_id, out.message_id, number, Status.DELIVERED)
+        else:
+            self._advance(out.bot_id, out.message_id, number, Status.SENT)
 
     async def _fail(self, out: Outbound, number: str, failure: FailureCode | None) -> None:
         """FAILED, unless the SMS fallback (issue 5) takes the recipient over."""
@@ -421,6 +529,7 @@ class MaapCore:
                 and out.fallback.allowed and self.sms_fallback is not None):
             try:
                 if await self.sms_fallback(out, number, failure):
+                    self._sms_taken.add((out.bot_id, out.message_id, number))
                     return
             except Exception as exc:
                 self.log.error("maap: SMS fallback failed", error=repr(exc))
@@ -429,6 +538,7 @@ class MaapCore:
     def sms_result(self, bot_id: str, message_id: str, number: str, *, delivered: bool,
                    sms_message_id: str = "") -> None:
         """The SMS fallback's outcome for a recipient it took over (issue 5)."""
+        self._sms_taken.discard((bot_id, message_id, number))
         if delivered:
             self._advance(bot_id, message_id, number, Status.DELIVERED_TO_NETWORK,
                           sms_message_id=sms_message_id)
@@ -602,6 +712,15 @@ class MaapCore:
                 assert fut is not None
                 return self._after(fut, make_response(req, 200, to_tag=tag))
         return make_response(req, 500, to_tag=tag)  # pragma: no cover - exhaustive match
+
+    def inbound_sms(self, event: InboundEvent) -> asyncio.Future[None]:
+        """An MO SMS to a chatbot's SMS port (issue 5), as a P2A event with ``via_sms``; the
+        future resolves once it is queued durably for the CSP."""
+        if self.states.note_user(event.bot_id, event.user, event.at):
+            self._emit(event.bot_id, NewUserEvent(event.bot_id, event.user, event.at))
+        fut = self._emit(event.bot_id, event, durable=True)
+        assert fut is not None
+        return fut
 
     @staticmethod
     async def _after(fut: asyncio.Future[None], response: Response) -> Response:

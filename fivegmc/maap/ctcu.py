@@ -70,18 +70,25 @@ class CtcuDialect:
     name = "ctcu"
 
     def __init__(self, api: MaapApi, *, clock: Callable[[], float] = time.time,
-                 temp_ttl_s: float = 3 * 86400.0, push: w.PushOptions | None = None,
-                 require_uploaded_media: bool = True, token_calls_per_day: int = 2000,
+                 temp_ttl_s: float | None = None, push: w.PushOptions | None = None,
+                 require_uploaded_media: bool | None = None,
+                 token_calls_per_day: int | None = None,
                  reports_remembered: int = 100_000) -> None:
         self.api = api
         self._clock = clock
+        # [U] choices come from the profile's [maap.ctcu]; keyword arguments override (tests)
+        cfg = api.config.ctcu
         #: ``uploadMode: temp`` files expire after this long ("N days", operator-set, §10);
         #: ``perm`` files live ``maap.file_ttl_s``.
-        self.temp_ttl_s = temp_ttl_s
-        self.push = push or w.PushOptions()
+        self.temp_ttl_s = cfg.temp_media_days * 86400.0 if temp_ttl_s is None else temp_ttl_s
+        self.push = push or w.PushOptions(sort_signature=cfg.signature_order == "sorted",
+                                          content_type=cfg.push_content_type)
         #: media URLs in sends must have been uploaded here (§10 "Send"); else 40007
-        self.require_uploaded_media = require_uploaded_media
-        self.token_calls_per_day = token_calls_per_day
+        self.require_uploaded_media = (cfg.require_uploaded_media
+                                       if require_uploaded_media is None
+                                       else require_uploaded_media)
+        self.token_calls_per_day = (cfg.token_calls_per_day if token_calls_per_day is None
+                                    else token_calls_per_day)
         self._token_calls: dict[str, tuple[int, int]] = {}
         self._reports: OrderedDict[tuple[str, str], frozenset[str]] = OrderedDict()
         self._reports_max = reports_remembered

@@ -30,7 +30,8 @@ Choices where the sources are silent ([U], documented in ``docs/maap-gsma.md``):
   delivered, displayed, failed (with ``failureReason {code, text}``), cancelled; a suggestion tap
   is ``response`` with ``RCSMessage.suggestedResponse`` = the UE's botsuggestion.response body.
   With a ``webhook_secret`` every POST carries ``X-MaaP-Signature: sha256=<hex HMAC-SHA256 of
-  the raw body>`` (protocols.md §11).
+  the raw body>`` (protocols.md §11); header name and hash are per-chatbot settings
+  (``webhook_signature_header``, ``webhook_signature_algorithm``).
 - ``chatId`` is ``HMAC-SHA256(clientSecret, number)`` (24 hex digits); a request naming a
   ``chatId`` the node has not shown in a webhook since it started is 404.
 """
@@ -95,6 +96,7 @@ from .model import (
     Outbound,
     Payload,
     SendResult,
+    SmsFallback,
     Status,
     StatusEvent,
     TypingEvent,
@@ -103,6 +105,7 @@ from .model import (
 #: Text message limit (protocols.md §11: text ≤ 3072 characters).
 MAX_TEXT = 3072
 MAX_ID = 128
+#: Default webhook signature header (``ChatbotConfig.webhook_signature_header``).
 SIGNATURE_HEADER = "X-MaaP-Signature"
 SCOPE = "botmessage"
 
@@ -513,8 +516,11 @@ class GsmaDialect:
     async def _reachable(self, bot: ChatbotConfig, number: str) -> None:
         """404 unless the user is a 5G-message user (protocols.md §11): unknown (OPTIONS 404)
         or IMS-only (200 without RCS tags) fail; an RCS user who is offline (OPTIONS 480,
-        ``rcs`` true, ``registered`` false) passes: the 5GMC stores the message."""
+        ``rcs`` true, ``registered`` false) passes: the 5GMC stores the message. A chatbot
+        with a ``fallback_text`` reaches SMS-only users too (the MaaP falls back to SMS)."""
         caps = await self.api.capabilities(bot.id, number)
+        if caps.known and not caps.rcs and bot.fallback_text:
+            return
         if not caps.known or not caps.rcs:
             raise GsmaError(404, f"{number} is not a 5G-message user")
 
@@ -551,6 +557,9 @@ class GsmaDialect:
             in_reply_to=rcs.inReplyToContributionId or "", traffic_type=traffic,
             dispositions=() if typing else ("positive-delivery", "display"),
             is_typing=typing,
+            # GSMA has no per-message fallback field ([U]): the chatbot's fallback_text
+            fallback=SmsFallback(bool(bot.fallback_text),
+                                 bot.fallback_text.replace("{messageId}", msg_id)),
         )
         try:
             result = await self.api.send(out)
@@ -849,13 +858,20 @@ class GsmaDialect:
         raw = msgspec.json.encode(out)
         headers: tuple[tuple[str, str], ...] = ()
         if bot.webhook_secret:
-            mac = hmac.new(bot.webhook_secret.encode(), raw, hashlib.sha256).hexdigest()
-            headers = ((SIGNATURE_HEADER, f"sha256={mac}"),)
+            headers = (webhook_signature(bot, raw),)
         return Notification(url=bot.webhook, body=raw, content_type="application/json",
                             ordering_key=f"{bot.id}|{user}", headers=headers)
 
     def openapi(self) -> dict[str, Any]:
         return openapi_part(self.root, MAX_TEXT)
+
+
+def webhook_signature(bot: ChatbotConfig, raw: bytes) -> tuple[str, str]:
+    """The webhook signature header (protocols.md §11 [U]: name and HMAC hash are per-chatbot
+    settings): ``(webhook_signature_header, "<algorithm>=<hex HMAC(webhook_secret, raw)>")``."""
+    algorithm = bot.webhook_signature_algorithm
+    mac = hmac.new(bot.webhook_secret.encode(), raw, algorithm).hexdigest()
+    return bot.webhook_signature_header, f"{algorithm}={mac}"
 
 
 def inbound_rcs(payload: Payload) -> tuple[str, dict[str, Any]]:

@@ -23,6 +23,7 @@ from .core import MaapCore
 from .ctcu import CtcuDialect
 from .directory import directory_routes
 from .directory import openapi_part as directory_openapi
+from .fallback import CdrSink, NoteEvent, SmsFallbackService
 from .files import FileStore, file_routes
 from .files import openapi_part as files_openapi
 from .gsma import GsmaDialect
@@ -53,7 +54,8 @@ async def _body_limit(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 class MaapNode:
-    def __init__(self, profile: Profile, log: Any, registry: Any = None) -> None:
+    def __init__(self, profile: Profile, log: Any, registry: Any = None, *,
+                 note_event: NoteEvent | None = None, cdrs: CdrSink | None = None) -> None:
         self.profile = profile
         self.log = log
         cfg = self.config = profile.maap
@@ -75,6 +77,12 @@ class MaapNode:
                              files=self.files, enqueue=self.webhooks.enqueue,
                              render=self._render, log=log)
         self.dialects = load_dialects(self.core)
+        # SMS fallback and MO SMS (issue 5): the MaaP's own ESME bind, fallback.py
+        self.sms: SmsFallbackService | None = None
+        if cfg.sms.enabled:
+            self.sms = SmsFallbackService(self.core, cfg.sms, str(data / "fallback.db"),
+                                          note_event=note_event, cdrs=cdrs, log=log)
+            self.core.sms_fallback = self.sms.hook
         self.app = web.Application(client_max_size=cfg.max_body_bytes,
                                    middlewares=[_body_limit])
         for dialect in self.dialects.values():
@@ -119,6 +127,8 @@ class MaapNode:
         cfg = self.config
         await self.states.open()
         await self.webhooks.open()
+        if self.sms is not None:
+            await self.sms.open()  # after the states: its jobs report into them
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.host, cfg.port)
@@ -134,21 +144,26 @@ class MaapNode:
         sip_host, sip_port = await self.link.listen(cfg.sip_host, cfg.sip_port)
         return [f"maap/http {host}:{port}", f"maap/sip {sip_host}:{sip_port}"]
 
-    async def run(self, center: tuple[str, int]) -> None:
+    async def run(self, center: tuple[str, int], smsc: tuple[str, int] | None = None) -> None:
         """Run until cancelled: the SIP link to ``center``, the core's workers, the state
-        flusher, the webhook queue and the file sweeper."""
+        flusher, the webhook queue, the file sweeper and (with ``smsc``) the SMS fallback's
+        bind to that SMSC."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.link.run(center))
             tg.create_task(self.core.run())
             tg.create_task(self.states.run())
             tg.create_task(self.webhooks.run())
             tg.create_task(self.files.run())
+            if self.sms is not None and smsc is not None:
+                tg.create_task(self.sms.run(smsc))
 
     async def close(self) -> None:
         await self.core.close()
         await self.link.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.sms is not None:
+            await self.sms.close()
         await self.webhooks.close()
         await self.states.close()
 

@@ -273,6 +273,21 @@ class SipLink:
                       headers: list[tuple[str, str]] | tuple[tuple[str, str], ...] = (),
                       body: bytes = b"") -> Response:
         """Send a request to the 5GMC and wait for its final response (LinkError if none)."""
+        fut = await self.send(method, uri, from_uri=from_uri, to_uri=to_uri, headers=headers,
+                              body=body)
+        try:
+            return await fut
+        finally:
+            if not fut.done():
+                fut.cancel()  # the caller gave up: end the transaction
+
+    async def send(self, method: str, uri: str, *, from_uri: str, to_uri: str,
+                   headers: list[tuple[str, str]] | tuple[tuple[str, str], ...] = (),
+                   body: bytes = b"") -> asyncio.Future[Response]:
+        """Send a request to the 5GMC (waiting for the connection, LinkError if none) and
+        return the future of its final response, which resolves (LinkError on Timer F or a
+        lost connection) whether or not anyone awaits it: a caller cancelled after the request
+        went out can still learn how it ended (the MaaP's shutdown drain)."""
         if not self._up.is_set():
             try:
                 async with asyncio.timeout(self.connect_timeout_s):
@@ -286,13 +301,14 @@ class SipLink:
                                                headers=headers, body=body, now=now)
         fut: asyncio.Future[Response] = self._loop.create_future()
         self._futures[branch] = fut
+        fut.add_done_callback(lambda _: self._ended(branch))
         conn.write(data)
         self._rearm()
-        try:
-            return await fut
-        finally:
-            self._futures.pop(branch, None)
-            self.core.abandon(branch)
+        return fut
+
+    def _ended(self, branch: str) -> None:
+        self._futures.pop(branch, None)
+        self.core.abandon(branch)
 
     # -- incoming ------------------------------------------------------------------------
     def _on_message(self, data: bytes, conn: _Conn) -> None:

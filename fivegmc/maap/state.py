@@ -30,6 +30,12 @@ CREATE TABLE IF NOT EXISTS recipients (
 CREATE TABLE IF NOT EXISTS users (
     bot_id TEXT NOT NULL, user TEXT NOT NULL, first_at REAL NOT NULL,
     PRIMARY KEY (bot_id, user));
+CREATE TABLE IF NOT EXISTS outbound (
+    bot_id TEXT NOT NULL, message_id TEXT NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (bot_id, message_id));
+CREATE TABLE IF NOT EXISTS dispatched (
+    bot_id TEXT NOT NULL, message_id TEXT NOT NULL, number TEXT NOT NULL,
+    PRIMARY KEY (bot_id, message_id, number));
 CREATE TABLE IF NOT EXISTS inbound (
     bot_id TEXT NOT NULL, user TEXT NOT NULL, message_id TEXT NOT NULL,
     datetime TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (bot_id, user, message_id));
@@ -66,7 +72,14 @@ class MessageStates:
         self._new_inbound: list[tuple[str, str, str, str, float]] = []
         self._lock = asyncio.Lock()
         self._batch: list[tuple[tuple[object, ...], list[tuple[object, ...]],
-                                asyncio.Future[None]]] = []
+                                tuple[object, ...] | None, asyncio.Future[None]]] = []
+        #: sends to resume after a restart: (bot, message id) -> the dialect's encoded send
+        self._resumable: dict[tuple[str, str], bytes] = {}
+        self._forget: list[tuple[str, str]] = []
+        #: recipients whose MESSAGE was handed to the 5GMC (written at the next flush; read
+        #: back at open for the sends being resumed)
+        self._new_dispatched: list[tuple[str, str, str]] = []
+        self._dispatched: dict[tuple[str, str], set[str]] = {}
         self._committer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -93,6 +106,17 @@ class MessageStates:
                                            updated)
                     msg.recipients[number] = state
                     msg.open += state.status in OPEN
+        async with db.execute("SELECT bot_id, message_id, data FROM outbound") as cur:
+            async for bot, mid, data in cur:
+                msg = self._messages.get((bot, mid))
+                if msg is not None and msg.open > 0:
+                    self._resumable[(bot, mid)] = bytes(data)
+                else:
+                    self._forget.append((bot, mid))
+        async with db.execute("SELECT bot_id, message_id, number FROM dispatched") as cur:
+            async for bot, mid, number in cur:
+                if (bot, mid) in self._resumable:
+                    self._dispatched.setdefault((bot, mid), set()).add(number)
         async with db.execute("SELECT bot_id, user FROM users") as cur:
             async for bot, user in cur:
                 self._users.add((bot, user))
@@ -123,9 +147,10 @@ class MessageStates:
 
     async def add_message(self, bot_id: str, message_id: str, *, created_at: float,
                           client_correlator: str, conversation_id: str, contribution_id: str,
-                          recipients: list[RecipientState]) -> bool:
+                          recipients: list[RecipientState], outbound: bytes = b"") -> bool:
         """Record a new message with its recipients, committed before returning. False (and
-        nothing changed) when the chatbot already used this message id."""
+        nothing changed) when the chatbot already used this message id. ``outbound``: what is
+        needed to send it again after a restart (kept until :meth:`forget_outbound`)."""
         key = (bot_id, message_id)
         if key in self._messages:
             return False
@@ -141,7 +166,8 @@ class MessageStates:
                              conversation_id, contribution_id),
                             [(bot_id, message_id, r.number, r.status.value,
                               int(r.failure) if r.failure is not None else None, r.updated_at)
-                             for r in recipients], fut))
+                             for r in recipients],
+                            (bot_id, message_id, outbound) if outbound else None, fut))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.get_running_loop().create_task(self._commit_loop())
         await asyncio.shield(fut)
@@ -154,17 +180,20 @@ class MessageStates:
                 async with self._lock:
                     await self._db.executemany(
                         "INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?)",
-                        [row for row, _, _ in batch])
+                        [row for row, _, _, _ in batch])
                     await self._db.executemany(
                         "INSERT OR REPLACE INTO recipients VALUES (?,?,?,?,?,?)",
-                        [r for _, rows, _ in batch for r in rows])
+                        [r for _, rows, _, _ in batch for r in rows])
+                    await self._db.executemany(
+                        "INSERT OR REPLACE INTO outbound VALUES (?,?,?)",
+                        [o for _, _, o, _ in batch if o is not None])
                     await self._db.commit()
             except Exception as exc:
-                for _, _, fut in batch:
+                for _, _, _, fut in batch:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
-            for _, _, fut in batch:
+            for _, _, _, fut in batch:
                 if not fut.done():
                     fut.set_result(None)
 
@@ -199,6 +228,28 @@ class MessageStates:
         msg = self._messages.get((bot_id, message_id))
         return 0 if msg is None else msg.open
 
+    def take_resumable(self) -> list[tuple[str, str, bytes, frozenset[str]]]:
+        """Sends found at open with recipients still on the way (ACCEPTED or SENT): bot,
+        message id, the data given to :meth:`add_message`, and the recipients marked
+        :meth:`dispatched` before the stop. Each is handed out once."""
+        out = [(bot, mid, data, frozenset(self._dispatched.get((bot, mid), ())))
+               for (bot, mid), data in self._resumable.items()]
+        self._resumable.clear()
+        self._dispatched.clear()
+        return out
+
+    def dispatched(self, bot_id: str, message_id: str, number: str) -> None:
+        """The recipient's MESSAGE is about to go to the 5GMC (on disk at the next flush, and
+        at close): a resumed send does not send it again."""
+        self._new_dispatched.append((bot_id, message_id, number))
+        self._wake.set()
+
+    def forget_outbound(self, bot_id: str, message_id: str) -> None:
+        """The send has no recipient on the way any more: drop its resend data (on disk within
+        the flush interval)."""
+        self._forget.append((bot_id, message_id))
+        self._wake.set()
+
     def message_count(self) -> int:
         return len(self._messages)
 
@@ -228,8 +279,11 @@ class MessageStates:
     # -- persistence -----------------------------------------------------------------------
     async def flush(self) -> None:
         db = self._db
-        if db is None or not (self._dirty or self._new_users or self._new_inbound):
+        if db is None or not (self._dirty or self._new_users or self._new_inbound
+                              or self._forget or self._new_dispatched):
             return
+        forget, self._forget = self._forget, []
+        dispatched, self._new_dispatched = self._new_dispatched, []
         dirty, self._dirty = self._dirty, {}
         users, self._new_users = self._new_users, []
         inbound, self._new_inbound = self._new_inbound, []
@@ -241,6 +295,14 @@ class MessageStates:
                     [(s.status.value, int(s.failure) if s.failure is not None else None,
                       s.updated_at, bot, mid, number)
                      for (bot, mid, number), s in dirty.items()])
+            if dispatched:
+                await db.executemany("INSERT OR IGNORE INTO dispatched VALUES (?,?,?)",
+                                     dispatched)
+            if forget:
+                await db.executemany("DELETE FROM outbound WHERE bot_id=? AND message_id=?",
+                                     forget)
+                await db.executemany("DELETE FROM dispatched WHERE bot_id=? AND message_id=?",
+                                     forget)
             if users:
                 await db.executemany("INSERT OR IGNORE INTO users VALUES (?,?,?)", users)
             if inbound:

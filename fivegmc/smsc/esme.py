@@ -104,7 +104,8 @@ class Esme:
                  response_timeout_s: float = 10.0, max_held: int = 10000,
                  on_receipt: Callable[[DeliveryReceipt], None] | None = None,
                  on_mo: Callable[[MoMessage], None] | None = None,
-                 concat: ConcatMethod = "udh8", log: Any = None) -> None:
+                 concat: ConcatMethod = "udh8", log: Any = None,
+                 address_range: str = "") -> None:
         self.host = host
         self.port = port
         self.system_id = system_id
@@ -119,6 +120,9 @@ class Esme:
         self.on_mo = on_mo
         self.concat = concat
         self.log = log
+        #: SMPP 3.4 §5.2.7: the addresses this ESME serves (a regular expression), so the SMSC
+        #: sends it the MO SMS for those destinations only
+        self.address_range = address_range
         self.bound = asyncio.Event()
         self.binds = 0  # successful binds so far
         self.last_error = ""
@@ -268,7 +272,8 @@ class Esme:
         self._session = session
         self._writer = writer
         self._unbound.clear()
-        session.request(CommandId.BIND_TRANSCEIVER, Bind(self.system_id, self.password))
+        session.request(CommandId.BIND_TRANSCEIVER, Bind(self.system_id, self.password,
+                                                           address_range=self.address_range))
         writer.write(session.data_to_send())
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._reader(session, reader, writer))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -48,6 +49,8 @@ class _Connection(asyncio.Protocol):
         self.session = Session(Role.SMSC, node.config.max_pdu_bytes)
         self.transport: asyncio.Transport | None = None
         self.account: SmppAccount | None = None
+        #: the bind's address_range: which destinations' MO this ESME serves (None: any)
+        self.address_range: re.Pattern[str] | None = None
         self.bucket: TokenBucket | None = None
         self.inflight: dict[int, tuple[str, ShortMessage]] = {}
         self.last_rx = node.clock()
@@ -148,6 +151,7 @@ class _Connection(asyncio.Protocol):
             self.session.answer(pdu, status)
             return
         self.account = node.core.accounts[system_id]
+        self.address_range = _address_range(getattr(body, "address_range", ""))
         rate = self.account.throttle_per_s
         self.bucket = TokenBucket(rate, rate, now)
         self.session.answer(pdu, CommandStatus.ESME_ROK, BindResp(
@@ -256,6 +260,7 @@ class SmscNode:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._pump_handle: asyncio.TimerHandle | None = None
+        self._rotation: list[None] = []  # spreads range-less MO across binds
         self.address: tuple[str, int] | None = None
         metrics.watch(self.bound_count, self.core.queued)
 
@@ -326,6 +331,9 @@ class SmscNode:
             return
         if key == ANY_SYSTEM:
             conns = [c for lst in self.receivers.values() for c in lst]
+            if any(c.address_range is not None for c in conns):
+                self._pump_by_range(queue, conns)
+                return
         else:
             conns = self.receivers.get(key, [])
         if not conns:
@@ -339,6 +347,31 @@ class SmscNode:
             conn.flush()
             if not queue:
                 break
+
+    def _pump_by_range(self, queue: Any, conns: list[_Connection]) -> None:
+        """MO for any system: to the binds whose address_range (SMPP 3.4 §5.2.7, a regular
+        expression of the addresses an ESME serves) matches the destination; when none does,
+        to the binds that declared no range. In order: a message waits for a free window."""
+        start = len(self._rotation) % max(1, len(conns))
+        self._rotation.append(None)
+        if len(self._rotation) > 1000:
+            self._rotation.clear()
+        ordered = conns[start:] + conns[:start]
+        touched: set[_Connection] = set()
+        while queue:
+            sm = queue[0]
+            dest = sm.destination_addr
+            fits = [c for c in ordered
+                    if c.address_range is not None and c.address_range.fullmatch(dest)]
+            if not fits:
+                fits = [c for c in ordered if c.address_range is None] or ordered
+            target = next((c for c in fits if c.window_free() > 0), None)
+            if target is None:
+                break
+            target.send_deliver(ANY_SYSTEM, queue.popleft())
+            touched.add(target)
+        for conn in touched:
+            conn.flush()
 
     def pump_all(self) -> None:
         for key in list(self.core.queues):
@@ -385,3 +418,13 @@ class SmscNode:
         self.metrics.mo.inc()
         self.pump(system_id)
         return segments
+
+
+def _address_range(text: str) -> re.Pattern[str] | None:
+    """A bind's address_range as a pattern; None when empty or not a valid expression."""
+    if not text:
+        return None
+    try:
+        return re.compile(text)
+    except re.error:
+        return None

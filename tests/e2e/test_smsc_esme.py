@@ -158,7 +158,8 @@ async def test_wrong_password_keeps_messages_held() -> None:
 
 
 async def test_node_admin_mo_inbox_metrics_and_cli() -> None:
-    profile = make_profile("smsc.port=0")
+    # only the test's own ESME is bound (no 5GMC or MaaP fallback binds)
+    profile = make_profile("smsc.port=0", "messaging.sms_fallback=false", "maap.enabled=false")
     mos: list[MoMessage] = []
     async with running(profile) as node:
         assert node.smsc is not None and node.smsc.address is not None

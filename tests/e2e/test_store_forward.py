@@ -393,3 +393,21 @@ async def test_registrations_survive_a_restart_in_the_store(tmp_path: Path) -> N
         finally:
             a.close()
             b.close()
+
+
+async def test_same_message_id_to_several_offline_recipients_is_delivered_to_each(
+        ue_factory) -> None:
+    """A chatbot platform fans out one message id in one MESSAGE per recipient: duplicate
+    suppression is per recipient, so none of the copies is lost."""
+    a = await ue_factory(A)
+    mid = uuid.uuid4().hex
+    c_number = "+8613800000003"
+    assert (await a.message(B, "to each", mid=mid)).status == 202
+    assert (await a.message(c_number, "to each", mid=mid)).status == 202
+    assert (await a.message(B, "to each", mid=mid)).status == 202  # a retransmission to B
+    b, c = await ue_factory(B), await ue_factory(c_number)
+    await b.register()
+    await c.register()
+    await wait_for(lambda: len(b.received) >= 1 and len(c.received) >= 1)
+    await asyncio.sleep(0.3)
+    assert len(b.received) == 1 and len(c.received) == 1

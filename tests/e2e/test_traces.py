@@ -132,3 +132,22 @@ async def test_events_from_outside_the_sip_path_join_the_trace(node: Node, ue_fa
     status, doc = await get_trace(node, "never-seen-by-sip")
     assert status == 200 and doc["state"] == "dlr"
     assert [e["event"] for e in doc["trace"]] == ["submit_sm", "dlr"]
+
+
+@pytest.mark.parametrize("online", [True, False])
+async def test_malformed_imdn_xml_is_400_relayed_or_stored(node: Node, ue_factory,
+                                                           online: bool) -> None:
+    a, b = await ue_factory(A), await ue_factory(B)
+    await a.register()
+    if online:
+        await b.register()
+    xml = b'<?xml version="1.0"?><imdn xmlns="urn:ietf:params:xml:ns:imdn"><message-id>'
+    body = (b"From: <sip:a@x>\r\nTo: <sip:b@x>\r\nNS: imdn <urn:ietf:params:imdn>\r\n"
+            b"imdn.Message-ID: r1\r\n\r\nContent-Type: message/imdn+xml\r\n\r\n" + xml)
+    uri = f"sip:{B}@{DOMAIN}"
+    req = a.build("MESSAGE", uri, f"<{uri}>", headers=[("Content-Type", "message/cpim")],
+                  body=body)
+    resp = await a.request(req)
+    assert resp.status == 400 and resp.reason.startswith("Bad Request (IMDN:")
+    await asyncio.sleep(0.1)
+    assert b.received == []
