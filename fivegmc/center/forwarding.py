@@ -74,7 +74,6 @@ class StoreAndForward:
         self.on_imdn = on_imdn  # an IMDN passed through (for the trace of its message)
         self._spawn: Callable[[Awaitable[None]], Any] | None = None
         self._delivering: set[str] = set()
-        self._in_flight: set[str] = set()  # stored message ids being delivered right now
         # Messages stored after the answer timeout whose relay is still running: token → id
         # once stored; tokens whose late 2xx came while the put was still in flight.
         self._stored_ids: dict[object, tuple[str, float]] = {}  # token -> (id, forget at)
@@ -243,15 +242,19 @@ class StoreAndForward:
     # -- revoking ----------------------------------------------------------------------------
     def on_revoke(self, req: Request, d: Revoke, token: object) -> None:
         """The sender withdraws a message: an undelivered stored copy is removed (200); one
-        already delivered, being delivered right now, or never stored cannot be (404)."""
+        already delivered or never stored cannot be (404)."""
         self._start(self._revoke(d, token))
 
     async def _revoke(self, d: Revoke, token: object) -> None:
         try:
             found = await self._find_stored(d)
-            if found is None or found.id in self._in_flight:
+            if found is None:
                 self.core.answer(token, 404, self.now(), "Message not stored")
                 return
+            # A delivery attempt still waiting for the UE's answer does not stop the revoke:
+            # the UE has not taken the message (a UE that never answers is the fallback case);
+            # should its 2xx still come, the copy stays revoked (compare-and-set) and the late
+            # answer is only logged.
             if not await self.store.mark_failed(found.id, self.wall(), "revoked"):
                 self.core.answer(token, 404, self.now(), "Message not stored")
                 return
@@ -301,15 +304,13 @@ class StoreAndForward:
         bindings = self.registrar.lookup(msg.recipient, self.now())
         if not bindings:
             return False
-        self._in_flight.add(msg.id)
-        try:
-            status = await self._send(msg, bindings[0])
-        finally:
-            self._in_flight.discard(msg.id)
+        status = await self._send(msg, bindings[0])
         if 200 <= status < 300:
             if await self.store.mark_delivered(msg.id, self.wall()):
                 self._cdr(msg, DELIVERED, status)
-            await self._trace(msg.id, "delivered", f"status {status}")
+                await self._trace(msg.id, "delivered", f"status {status}")
+            else:  # revoked (or expired) while the UE kept silent
+                await self._trace(msg.id, "late-answer", f"status {status} after it ended")
             return True
         backoff = min(self.profile.messaging.retry_initial_s * 2 ** msg.attempts,
                       self.profile.messaging.retry_max_s)

@@ -162,6 +162,32 @@ async def test_offline_rcs_user_revoked_then_sms_after_the_timer() -> None:
             await ue.next_message(timeout=0.8)
 
 
+async def test_registered_rcs_user_who_never_answers_is_revoked_then_sms() -> None:
+    """issue 5: an RCS user who never answers falls back after the timer, with a revoke first.
+    The UE is registered but silent: the 5GMC stores the message after its answer timeout
+    (202 → sent); the MaaP's timer then revokes the stored copy and sends the SMS."""
+    user = "+8613800000044"
+    async with maap_network(*ON, "messaging.answer_timeout_s=0.4",
+                            "maap.delivery_timeout_s=1.2") as net:
+        ue = await net.ue(user, answer=None)
+        tok = await ct_token(net)
+        mid = await ct_send(net, tok, user)
+        await net.csp.wait(ct_status(mid, "sent"), timeout=3.0)
+        await net.csp.wait(ct_status(mid, "deliveredToNetwork"), timeout=6.0)
+        assert [s["status"] for s in ct_statuses(net, mid)] == ["sent", "deliveredToNetwork"]
+        [sms] = await inbox(net, user)
+        assert sms["text"] == "SMS hello"
+        names = [e["event"] for e in await trace(net, mid)]
+        assert names.index("revoked") < names.index("fallback-sms") < names.index("dlr"), names
+        # the silent UE saw the original (it just never answered); once it answers again, the
+        # revoked copy is not delivered a second time
+        seen = len(ue.received)
+        ue.answer = 200
+        await asyncio.sleep(1.5)
+        assert len(ue.received) == seen or all(
+            m.method != "MESSAGE" for m in ue.received[seen:])
+
+
 async def test_store_disabled_and_offline_falls_back_at_once() -> None:
     user = "+8613800000043"
     async with maap_network(*ON) as net:
