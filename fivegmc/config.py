@@ -37,6 +37,7 @@ __all__ = [
     "ChatbotConfig",
     "LogConfig",
     "MaapConfig",
+    "NodeConfig",
     "NumberRange",
     "OperatorConfig",
     "Profile",
@@ -509,6 +510,25 @@ class SmscConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     esme: EsmeConfig = EsmeConfig()
 
 
+#: The network elements a process can run (``[node] elements``).
+ELEMENTS = ("center", "maap", "smsc")
+Element = Literal["center", "maap", "smsc"]
+
+
+class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[node]``: which network elements this process runs (``fivegmc run --element``).
+
+    The 5GMC, the MaaP and the SMSC stub are separate elements that talk SIP over TCP and SMPP,
+    so they can run in separate processes (DESIGN.md §8): e.g. one process with
+    ``["center", "smsc"]`` and one with ``["maap"]``. A process without ``center`` has no SIP
+    listener of its own (``maap.center`` is then required); a process without ``maap`` does
+    not route the chatbot domains by itself (give ``[[routes]]`` to the MaaP's SIP listener).
+    """
+
+    #: Elements run by this process (each also needs its own ``enabled`` flag, where it has one).
+    elements: tuple[Element, ...] = ELEMENTS
+
+
 class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One lab operator node, as described by a profile TOML file."""
 
@@ -538,6 +558,19 @@ class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     maap: MaapConfig = MaapConfig()
     #: The SMSC stub (SMPP) and the ESME settings for SMS fallback.
     smsc: SmscConfig = SmscConfig()
+    #: Which elements this process runs (default: all of them, in one process).
+    node: NodeConfig = NodeConfig()
+
+    def runs(self, element: Element) -> bool:
+        """True when this process runs ``element`` (listed in ``[node] elements`` and, for
+        the MaaP and the SMSC stub, enabled)."""
+        if element not in self.node.elements:
+            return False
+        if element == "maap":
+            return self.maap.enabled
+        if element == "smsc":
+            return self.smsc.enabled
+        return True
 
 
 # --------------------------------------------------------------------------------------------------
@@ -821,7 +854,32 @@ def _check(profile: Profile, base_dir: Path | None) -> list[_Problem]:
     problems += _check_routes(profile.routes)
     problems += _check_maap(profile.maap)
     problems += _check_smsc(profile.smsc)
+    problems += _check_elements(profile)
     return problems
+
+
+def _check_elements(profile: Profile) -> Iterator[_Problem]:
+    """``[node] elements``: what a process without one of them must be told instead."""
+    elements = profile.node.elements
+    if not elements:
+        yield "node.elements", f"expected at least one of {', '.join(ELEMENTS)}"
+    for index, element in enumerate(elements):
+        if element in elements[:index]:
+            yield f"node.elements[{index}]", f"{element} listed twice"
+    if profile.runs("maap") and not profile.runs("center") and not profile.maap.center:
+        yield ("maap.center",
+               "required when this process runs the MaaP without the 5GMC (node.elements has "
+               "no \"center\"): the 5GMC's SIP address, e.g. sip:127.0.0.1:5060;transport=tcp")
+    center = profile.maap.center
+    if center and not re.fullmatch(r"(sip:)?(\[[0-9A-Fa-f:.]+\]|[^\s:;@\[\]]+):[0-9]{1,5}(;\S*)?",
+                                   center):
+        yield ("maap.center",
+               f"expected host:port or sip:host:port;transport=tcp, got {center!r}")
+    if (profile.runs("maap") and profile.maap.sms.enabled and not profile.runs("smsc")
+            and not profile.maap.sms.port):
+        yield ("maap.sms.port",
+               "required when maap.sms is enabled and this process runs no SMSC stub "
+               "(node.elements has no \"smsc\"): the SMSC's SMPP port")
 
 
 def _check_smsc(smsc: SmscConfig) -> Iterator[_Problem]:
@@ -1077,9 +1135,10 @@ def _check_listeners(profile: Profile) -> Iterator[_Problem]:
     """Stream listeners that would collide on one host:port (EADDRINUSE at start)."""
     sip, admin = profile.sip, profile.admin
     listeners: list[tuple[str, str, int]] = []
-    if sip.enable_tcp:
+    center = "center" in profile.node.elements
+    if center and sip.enable_tcp:
         listeners.append(("sip.tcp_port", sip.host, sip.tcp_port))
-    if sip.tls_enabled:
+    if center and sip.tls_enabled:
         listeners.append(("sip.tls_port", sip.host, sip.tls_port))
     if admin.enabled:
         listeners.append(("admin.port", admin.host, admin.port))

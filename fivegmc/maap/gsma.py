@@ -211,6 +211,10 @@ class RCSMessage(msgspec.Struct):
 class SendRequest(msgspec.Struct):
     rcs: RCSMessage = msgspec.field(name="RCSMessage")
     contact: MessageContact = msgspec.field(name="messageContact")
+    #: extension (issue 5): per-message SMS fallback, as the China JSON API's fields; absent →
+    #: the chatbot's ``fallback_text`` decides
+    smsSupported: bool | None = None
+    smsContent: str | None = None
 
 
 class StatusBody(msgspec.Struct):
@@ -272,6 +276,10 @@ def parse_send(body: bytes) -> SendRequest:
         if value is not None and not _MSG_ID.match(value):
             raise GsmaError(400, f"RCSMessage.{name}: 1-128 characters of A-Z a-z 0-9 . _ ~ "
                                  ": @ + = -")
+    if req.smsSupported and req.smsContent is not None and not req.smsContent.strip():
+        raise GsmaError(400, "smsContent: empty while smsSupported is true")
+    if req.smsContent is not None and len(req.smsContent) > MAX_TEXT:
+        raise GsmaError(400, f"smsContent: longer than {MAX_TEXT}")
     if rcs.textMessage is not None:
         if not rcs.textMessage:
             raise GsmaError(400, "RCSMessage.textMessage: empty")
@@ -513,16 +521,27 @@ class GsmaDialect:
             return known[1]
         raise GsmaError(400, f"{where}: userContact or chatId required")
 
-    async def _reachable(self, bot: ChatbotConfig, number: str) -> None:
+    async def _reachable(self, bot: ChatbotConfig, number: str, sms_ok: bool) -> None:
         """404 unless the user is a 5G-message user (protocols.md §11): unknown (OPTIONS 404)
         or IMS-only (200 without RCS tags) fail; an RCS user who is offline (OPTIONS 480,
-        ``rcs`` true, ``registered`` false) passes: the 5GMC stores the message. A chatbot
-        with a ``fallback_text`` reaches SMS-only users too (the MaaP falls back to SMS)."""
+        ``rcs`` true, ``registered`` false) passes: the 5GMC stores the message. When SMS
+        fallback is allowed (``sms_ok``) SMS-only users are reached too."""
         caps = await self.api.capabilities(bot.id, number)
-        if caps.known and not caps.rcs and bot.fallback_text:
+        if caps.known and not caps.rcs and sms_ok:
             return
         if not caps.known or not caps.rcs:
             raise GsmaError(404, f"{number} is not a 5G-message user")
+
+    @staticmethod
+    def _fallback(bot: ChatbotConfig, req: SendRequest, msg_id: str) -> SmsFallback:
+        """GSMA defines no per-message fallback field ([U]): the request's ``smsSupported`` /
+        ``smsContent`` (the China JSON fields, accepted as an extension) when given, else the
+        chatbot's ``fallback_text``."""
+        default = bot.fallback_text.replace("{messageId}", msg_id)
+        if req.smsSupported is None:
+            return SmsFallback(bool(default), default)
+        text = req.smsContent or default
+        return SmsFallback(bool(req.smsSupported and text), text)
 
     def _accepted(self, msg_id: str, number: str, status: str = "pending") -> web.Response:
         body = {"RCSMessage": {"msgId": msg_id, "status": status},
@@ -548,18 +567,17 @@ class GsmaDialect:
             payload = self.payload(bot, rcs)
         except ContentError as exc:
             raise GsmaError(400, f"RCSMessage: {exc}") from None
-        await self._reachable(bot, number)
         typing = rcs.isTyping is not None
         msg_id = uuid.uuid4().hex if typing or not rcs.msgId else rcs.msgId
+        fallback = self._fallback(bot, req, msg_id)
+        await self._reachable(bot, number, fallback.allowed and not typing)
         out = Outbound(
             bot_id=bot.id, recipients=(number,), payload=payload, message_id=msg_id,
             conversation_id=rcs.conversationId or "", contribution_id=rcs.contributionId or "",
             in_reply_to=rcs.inReplyToContributionId or "", traffic_type=traffic,
             dispositions=() if typing else ("positive-delivery", "display"),
             is_typing=typing,
-            # GSMA has no per-message fallback field ([U]): the chatbot's fallback_text
-            fallback=SmsFallback(bool(bot.fallback_text),
-                                 bot.fallback_text.replace("{messageId}", msg_id)),
+            fallback=fallback,
         )
         try:
             result = await self.api.send(out)

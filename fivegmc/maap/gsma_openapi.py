@@ -169,8 +169,11 @@ def openapi_part(root: str = "", max_text: int = 3072) -> dict[str, Any]:
         "GsmaToken": token_ok,
         "GsmaFile": file_info,
         "GsmaSendRequest": {"type": "object", "required": ["RCSMessage", "messageContact"],
-                            "properties": {"RCSMessage": rcs_message,
-                                           "messageContact": contact}},
+                            "properties": {
+                                "RCSMessage": rcs_message, "messageContact": contact,
+                                # extension: per-message SMS fallback, as in the China JSON API
+                                "smsSupported": {"type": "boolean"},
+                                "smsContent": {"type": "string", "maxLength": 2000}}},
     }
     security = {"gsmaBearer": {"type": "http", "scheme": "bearer"},
                 "gsmaClientBasic": {"type": "http", "scheme": "basic"}}

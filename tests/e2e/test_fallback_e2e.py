@@ -259,6 +259,39 @@ async def test_gsma_without_fallback_text_still_404() -> None:
         assert await inbox(net, SMS_ONLY) == []
 
 
+async def test_gsma_per_message_sms_supported_overrides_the_chatbot_default() -> None:
+    """issue 5: the CSP decides per message (smsSupported + smsContent, accepted by the GSMA
+    dialect as an extension); without them the chatbot's fallback_text decides."""
+    text = 'maap.chatbots[0].fallback_text="default text"'
+    async with maap_network(*ON, text) as net:
+        basic = base64.b64encode(b"labbot-client:lab-secret-labbot").decode()
+        async with net.http.post(f"{net.base}/oauth2/v1/token",
+                                 data={"grant_type": "client_credentials",
+                                       "scope": "botmessage"},
+                                 headers={"Authorization": f"Basic {basic}"}) as r:
+            tok = (await r.json())["access_token"]
+        auth = {"Authorization": f"Bearer {tok}"}
+        async with net.http.post(f"{net.base}/bot/v1/{GSMA_BOT}/messages", json={
+                "RCSMessage": {"textMessage": "hello"}, "smsSupported": True,
+                "smsContent": "this message's own SMS text",
+                "messageContact": {"userContact": SMS_ONLY}}, headers=auth) as r:
+            assert r.status == 202, await r.text()
+        for _ in range(100):
+            if await inbox(net, SMS_ONLY):
+                break
+            await asyncio.sleep(0.05)
+        [sms] = await inbox(net, SMS_ONLY)
+        assert sms["text"] == "this message's own SMS text"
+        async with net.http.post(f"{net.base}/bot/v1/{GSMA_BOT}/messages", json={
+                "RCSMessage": {"textMessage": "no SMS for this one"}, "smsSupported": False,
+                "messageContact": {"userContact": "+8613900000002"}}, headers=auth) as r:
+            assert r.status == 404  # the CSP forbids fallback: not reachable
+        async with net.http.post(f"{net.base}/bot/v1/{GSMA_BOT}/messages", json={
+                "RCSMessage": {"textMessage": "x"}, "smsSupported": True, "smsContent": " ",
+                "messageContact": {"userContact": SMS_ONLY}}, headers=auth) as r:
+            assert r.status == 400 and "smsContent" in (await r.json())["reason"]["text"]
+
+
 async def test_cmcc_fallback_h5_link_and_delivered_to_network() -> None:
     async with maap_network(*ON) as net:
         date = email.utils.formatdate(time.time(), usegmt=True)
