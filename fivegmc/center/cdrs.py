@@ -36,12 +36,13 @@ class CdrRecorder:
     def record(self, *, message_id: str, sender: str, recipient: str, outcome: Outcome,
                sip_status: int, received_at: float, final_at: float | None = None,
                content_type: str = "", body_size: int = 0, attempts: int = 0,
-               imdn_message_id: str | None = None, recipients: int = 1) -> None:
+               imdn_message_id: str | None = None, recipients: int = 1,
+               kind: int = cdr_pb2.MESSAGE_KIND_P2P) -> None:
         rec = MessageCdr(
             record_id=f"{self._prefix}-{next(self._seq)}", node=self.node,
             operator=self.operator, message_id=message_id,
             imdn_message_id=imdn_message_id or "", sender=sender, recipient=recipient,
-            kind=cdr_pb2.MESSAGE_KIND_P2P, content_type=content_type, body_size=body_size,
+            kind=kind, content_type=content_type, body_size=body_size,  # type: ignore[arg-type]
             outcome=outcome,
             sip_final_status=sip_status, delivery_attempts=attempts,
             recipients_count=recipients,

@@ -73,7 +73,7 @@ class CdrSink(Protocol):
                outcome: cdr_pb2.Outcome, sip_status: int, received_at: float,
                final_at: float | None = None, content_type: str = "", body_size: int = 0,
                attempts: int = 0, imdn_message_id: str | None = None,
-               recipients: int = 1) -> None: ...
+               recipients: int = 1, kind: int = cdr_pb2.MESSAGE_KIND_P2P) -> None: ...
 
 
 # -- the policy (pure) -------------------------------------------------------------------------
@@ -329,6 +329,7 @@ class SmsFallbackService:
                 message_id=job.message_id, sender=bot.uri if bot is not None else job.bot_id,
                 recipient=job.number,
                 outcome=cdr_pb2.OUTCOME_FALLBACK_SMS if delivered else cdr_pb2.OUTCOME_FAILED,
+                kind=cdr_pb2.MESSAGE_KIND_A2P,
                 sip_status=0, received_at=job.created_at, final_at=now, content_type=TEXT,
                 body_size=len(job.text.encode()), attempts=len(job.smsc_ids),
                 imdn_message_id=job.message_id)

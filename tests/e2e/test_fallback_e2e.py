@@ -14,6 +14,7 @@ import json
 import socket
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -257,6 +258,22 @@ async def test_gsma_without_fallback_text_still_404() -> None:
             assert r.status == 404
         await asyncio.sleep(0.2)
         assert await inbox(net, SMS_ONLY) == []
+
+
+async def test_fallback_writes_a_fallback_sms_cdr(tmp_path: Path) -> None:
+    """issue 5 item 5: the DLR maps back to the CDR (outcome FALLBACK_SMS, the message id)."""
+    from fivegmc.obs import cdr_pb2
+    from fivegmc.obs.cdr import read_cdrs
+
+    cdr_dir = tmp_path / "cdr"
+    async with maap_network(*ON, "cdr.enabled=true", f"cdr.dir={cdr_dir}") as net:
+        tok = await ct_token(net)
+        mid = await ct_send(net, tok, SMS_ONLY)
+        await net.csp.wait(ct_status(mid, "deliveredToNetwork"))
+    records = [r for f in sorted(cdr_dir.glob("*.pb")) for r in read_cdrs(f)]
+    mine = [r for r in records if mid in (r.message_id, r.imdn_message_id)]
+    assert [r.outcome for r in mine] == [cdr_pb2.OUTCOME_FALLBACK_SMS], mine
+    assert mine[0].recipient == SMS_ONLY and mine[0].kind == cdr_pb2.MESSAGE_KIND_A2P
 
 
 async def test_gsma_per_message_sms_supported_overrides_the_chatbot_default() -> None:
