@@ -1,18 +1,27 @@
 """MaaP benchmark: chatbot API → 5GMC → UE.
 
-One process runs a lab Node (5GMC + MaaP, memory store, no CDRs), a webhook sink that answers
-every CSP notification 200, and simulated UEs: many registrations whose Contacts point at a few
-UDP sockets in this process, each answering every MESSAGE 200 at once and noting when it came.
+Default (one process): this process runs a lab Node (5GMC + MaaP + SMSC stub, memory store, no
+CDRs), a webhook sink that answers every CSP notification 200, and simulated UEs: many
+registrations whose Contacts point at a few UDP sockets in this process, each answering every
+MESSAGE 200 at once and noting when it came.
+
+``--split``: the network runs as two ``fivegmc run`` processes (``[node] elements``): the 5GMC +
+SMSC stub, and the MaaP alone (SIP/TCP between them, profiles/split-*.toml wiring with ephemeral
+ports); this process is only the load generator (HTTP client, simulated UEs, webhook sink).
+The CPU seconds each process spent in each phase are printed too.
 
 1. Throughput: GSMA API sends (``POST /bot/v1/labbot/messages``, one user each, OAuth2 bearer
    token) offered at ``--rate`` for ``--duration`` seconds over ``--users`` registered UEs.
    Prints offered and achieved rate, errors, and latency percentiles from the API request to
    the UE's receipt of the MESSAGE (the request time, so the API's own latency is included).
-2. Campaign: one ``MaapCore.send`` to ``--campaign`` registered users (the profile's
-   ``maap.max_destinations`` raised to fit); time until every UE has it and until every
-   recipient's state is past ``accepted`` (SENT: the 5GMC's 200 came back).
+2. Campaign: one send to ``--campaign`` registered users (the profile's
+   ``maap.max_destinations`` raised to fit): in one process a direct ``MaapCore.send``; with
+   ``--split`` (or ``--campaign-api``) one China Telecom ``POST messages`` with every number in
+   ``destinationAddress``. Time until every UE has it and until every recipient's state is past
+   ``accepted`` (SENT: the 5GMC's 200 came back).
 
     .venv/bin/python bench/maap_bench.py --rate 5000 --duration 5 --users 2000 --campaign 100000
+    .venv/bin/python bench/maap_bench.py --split --rate 5000 --duration 5 --campaign 100000
 
 Bounded: each phase stops after its duration plus a drain timeout.
 """
@@ -29,18 +38,25 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from fivegmc.config import load_profile
-from fivegmc.maap.model import Outbound, Payload, Status
-from fivegmc.net.loop import loop_factory, tune_gc
-from fivegmc.node import Node, running
+import peers  # noqa: E402  (tests/e2e/peers.py: subprocess nodes, shared with the tests)
+
+from fivegmc.config import Profile, load_profile  # noqa: E402
+from fivegmc.maap.core import MaapCore  # noqa: E402
+from fivegmc.maap.model import Outbound, Payload, Status  # noqa: E402
+from fivegmc.net.loop import loop_factory, tune_gc  # noqa: E402
+from fivegmc.node import running  # noqa: E402
 
 DOMAIN = "ims.mnc000.mcc460.3gppnetwork.org"
 TAGS = ('+g.3gpp.icsi-ref="urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.msg";'
@@ -162,13 +178,33 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p / 100 * len(values)))]
 
 
-async def throughput(node: Node, ues: Ues, users: int, rate: float, duration: float) -> None:
-    maap = node.maap
-    assert maap is not None
-    host, port = maap.http_address
-    base = f"http://{host}:{port}"
-    bot = maap.core.bot("labbot")
-    assert bot is not None
+@dataclass
+class Target:
+    """The network under load, however it runs: the 5GMC's UDP address (for the UEs), the MaaP's
+    HTTP base and admin base, the profile (chatbot credentials), and in one process the
+    MaaP core itself."""
+
+    udp: tuple[str, int]
+    base: str
+    admin: str
+    profile: Profile
+    core: MaapCore | None = None
+    cpu: Callable[[], dict[str, float]] = lambda: {}
+    mode: str = "one process"
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float], wall: float) -> str:
+    if not before:
+        return ""
+    parts = [f"{k} {after[k] - before[k]:.1f} s ({(after[k] - before[k]) / wall:.0%})"
+             for k in before]
+    return "  CPU over the phase: " + ", ".join(parts)
+
+
+async def throughput(target: Target, ues: Ues, users: int, rate: float,
+                     duration: float) -> None:
+    base = target.base
+    bot = next(b for b in target.profile.maap.chatbots if b.id == "labbot")
     basic = base64.b64encode(f"{bot.app_id}:{bot.secret}".encode()).decode()
     conn = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=conn) as http:
@@ -200,6 +236,7 @@ async def throughput(node: Node, ues: Ues, users: int, rate: float, duration: fl
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
                 sent_at.pop(key, None)
 
+        cpu0 = target.cpu()
         start = time.perf_counter()
         for i in range(total):
             due = start + i / rate
@@ -219,7 +256,7 @@ async def throughput(node: Node, ues: Ues, users: int, rate: float, duration: fl
             await asyncio.sleep(0.05)
         got = [ues.received[k] - t for k, t in sent_at.items() if k in ues.received]
         last = max((ues.received[k] for k in sent_at if k in ues.received), default=start)
-        print(f"throughput: offered {total} at {total / offered_s:.0f}/s "
+        print(f"throughput ({target.mode}): offered {total} at {total / offered_s:.0f}/s "
               f"({rate:.0f}/s asked), {len(got)} received by UEs in {last - start:.2f} s "
               f"→ achieved {len(got) / (last - start):.0f} msgs/s; "
               f"lost {len(sent_at) - len(got)}; API errors {errors or 0}")
@@ -227,72 +264,176 @@ async def throughput(node: Node, ues: Ues, users: int, rate: float, duration: fl
             ms = [g * 1000 for g in got]
             print(f"  API request → UE receipt ms: p50 {pct(ms, 50):.1f}  p90 {pct(ms, 90):.1f}"
                   f"  p99 {pct(ms, 99):.1f}  max {max(ms):.1f}  mean {statistics.mean(ms):.1f}")
+        if cpu0:
+            print(cpu_delta(cpu0, target.cpu(), time.perf_counter() - start))
 
 
-async def campaign(node: Node, ues: Ues, size: int) -> None:
-    maap = node.maap
-    assert maap is not None
-    core = maap.core
+async def campaign_api(target: Target, numbers: tuple[str, ...]) -> tuple[str, str, int]:
+    """One China Telecom ``POST messages`` to every number; (bot id, messageId, accepted)."""
+    bot = next(b for b in target.profile.maap.chatbots if b.dialect == "ctcu")
+    mid = "campaign-" + uuid.uuid4().hex
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{target.base}/bot/v1/{bot.id}/accessToken",
+                             json={"appId": bot.app_id, "appKey": bot.secret}) as resp:
+            token = (await resp.json())["accessToken"]
+        body = {"messageId": mid, "senderAddress": bot.uri,
+                "destinationAddress": [f"tel:{n}" for n in numbers],
+                "messageList": [{"contentType": "text/plain", "contentEncoding": "utf8",
+                                 "contentText": "campaign"}],
+                "smsSupported": False, "storeSupported": True,
+                "reportRequest": ["sent", "delivered", "failed"]}
+        async with http.post(f"{target.base}/bot/v1/{quote(bot.uri, safe='')}/messages",
+                             json=body, headers={"Authorization": f"accessToken {token}",
+                                                 "Content-Type": "application/json"}) as resp:
+            answer = await resp.json()
+            if resp.status != 200 or answer.get("errorCode") != 0:
+                raise RuntimeError(f"campaign send answered {resp.status} {answer}")
+    return bot.id, mid, len(numbers)
+
+
+async def recipient_states(target: Target, bot_id: str, mid: str) -> dict[str, int]:
+    if target.core is not None:
+        rec = target.core.record(bot_id, mid)
+        statuses = [r.status.value for r in rec.recipients] if rec is not None else []
+    else:
+        async with aiohttp.ClientSession() as http, http.get(
+                f"{target.admin}/admin/v1/chatbots/{bot_id}/messages/{mid}") as resp:
+            doc = await resp.json() if resp.status == 200 else {"recipients": []}
+        statuses = [r["status"] for r in doc["recipients"]]
+    states: dict[str, int] = {}
+    for st in statuses:
+        states[st] = states.get(st, 0) + 1
+    return states
+
+
+async def campaign(target: Target, ues: Ues, size: int, via_api: bool) -> None:
     ues.track = False
     before = ues.count
     numbers = tuple(number(i) for i in range(size))
-    mid = "campaign-" + uuid.uuid4().hex
+    cpu0 = target.cpu()
     start = time.perf_counter()
-    result = await core.send(Outbound("labbot", numbers, Payload("text/plain", b"campaign"),
-                                      mid))
+    if via_api or target.core is None:
+        bot_id, mid, accepted_n = await campaign_api(target, numbers)
+        how = "one CT/CU POST messages"
+    else:
+        bot_id, mid = "labbot", "campaign-" + uuid.uuid4().hex
+        result = await target.core.send(Outbound(bot_id, numbers,
+                                                 Payload("text/plain", b"campaign"), mid))
+        accepted_n = sum(1 for _, s, _ in result.recipients if s is Status.ACCEPTED)
+        how = "one MaapCore.send"
     accepted = time.perf_counter() - start
     all_received = all_sent = None
+    states: dict[str, int] = {}
     deadline = start + 120
     while time.perf_counter() < deadline:
         now = time.perf_counter()
         if all_received is None and ues.count - before >= size:
             all_received = now - start
         if all_sent is None and all_received is not None:
-            rec = core.record("labbot", mid)
-            if rec is not None and all(r.status is not Status.ACCEPTED
-                                       for r in rec.recipients):
+            states = await recipient_states(target, bot_id, mid)
+            if sum(states.values()) == size and not states.get(Status.ACCEPTED.value):
                 all_sent = time.perf_counter() - start
         if all_received is not None and all_sent is not None:
             break
-        await asyncio.sleep(0.02)
-    rec = core.record("labbot", mid)
-    states: dict[str, int] = {}
-    for r in rec.recipients if rec else ():
-        states[r.status.value] = states.get(r.status.value, 0) + 1
-    print(f"campaign: {size} recipients accepted in {accepted:.2f} s "
-          f"({sum(1 for _, s, _ in result.recipients if s is Status.ACCEPTED)} ACCEPTED); "
-          f"all at the UEs after {all_received if all_received is None else round(all_received, 2)}"
+        await asyncio.sleep(0.02 if all_received is None else 0.5)
+    wall = time.perf_counter() - start
+    states = await recipient_states(target, bot_id, mid)
+    print(f"campaign ({target.mode}, {how}): {size} recipients accepted in {accepted:.2f} s "
+          f"({accepted_n} accepted); all at the UEs after "
+          f"{all_received if all_received is None else round(all_received, 2)}"
           f" s; every state past accepted after "
           f"{all_sent if all_sent is None else round(all_sent, 2)} s; states {states}")
+    if cpu0:
+        print(cpu_delta(cpu0, target.cpu(), wall))
+
+
+def overrides(args: argparse.Namespace, data: str, sink_url: str) -> list[str]:
+    sets = [
+        "admin.enabled=false", "maap.port=0", "maap.sip_port=0", f'maap.data_dir="{data}"',
+        "store.kind=memory", "cdr.enabled=false", "log.level=WARNING",
+        "registrar.max_expires=7200", f"maap.max_destinations={max(args.campaign, 10000)}",
+        f"maap.max_body_bytes={max(256000, 40 * args.campaign)}",
+    ]
+    lab = load_profile(None)
+    sets += [f"maap.chatbots[{i}].rate_limit_per_s=1000000" for i in range(len(lab.maap.chatbots))]
+    sets += [f'maap.chatbots[{i}].webhook="{sink_url}/{b.dialect}/{b.id}"'
+             for i, b in enumerate(lab.maap.chatbots)]
+    return sets
+
+
+@contextlib.asynccontextmanager
+async def in_process(args: argparse.Namespace, data: str, sink_url: str
+                     ) -> AsyncIterator[Target]:
+    sets = ["sip.udp_port=0", "sip.tcp_port=0", *overrides(args, data, sink_url)]
+    profile = load_profile(None, sets)
+    async with running(profile) as node:
+        assert node.maap is not None
+        udp = node.listener("udp")
+        host, port = node.maap.http_address
+        yield Target((udp.host, udp.port), f"http://{host}:{port}", "", profile,
+                     core=node.maap.core, mode=f"one process, pid {os.getpid()}")
+
+
+@contextlib.asynccontextmanager
+async def split(args: argparse.Namespace, data: str, sink_url: str) -> AsyncIterator[Target]:
+    """Two ``fivegmc run`` processes: 5GMC + SMSC, and the MaaP (profiles/split-*.toml)."""
+    work = Path(data)
+    smsc, maap_sip, maap_http = peers.free_ports(3)
+    common = [s for s in overrides(args, str(work / "maap-data"), sink_url)
+              if not s.startswith(("admin.", "maap.port", "maap.sip_port"))]
+    center_profile = ROOT / "profiles" / "split-center.toml"
+    maap_profile = ROOT / "profiles" / "split-maap.toml"
+    bots = load_profile(maap_profile).maap.chatbots
+    hop = f"sip:127.0.0.1:{maap_sip};transport=tcp"
+    domains = dict.fromkeys(b.uri.split("@", 1)[1] for b in bots)
+    routes = "routes=[" + ", ".join(f'{{domain="{d}", next_hop="{hop}"}}'
+                                    for d in domains) + "]"
+    center = peers.fivegmc_node(work / "center", profile=center_profile, extra_sets=[
+        f"smsc.port={smsc}", routes, "store.kind=memory", "cdr.enabled=false",
+        "registrar.max_expires=7200"])
+    center.name = "center"
+    maap = peers.fivegmc_node(work / "maap", profile=maap_profile, extra_sets=[
+        *common, f"maap.port={maap_http}", f"maap.sip_port={maap_sip}",
+        f'maap.center="sip:127.0.0.1:{center.sip_port};transport=tcp"',
+        f"maap.sms.port={smsc}"])
+    maap.name = "maap"
+    profile = load_profile(maap_profile, [*common, f"maap.port={maap_http}"])
+    await asyncio.to_thread(center.start)
+    try:
+        await asyncio.to_thread(maap.start)
+        try:
+            def cpu() -> dict[str, float]:
+                return {"5GMC+SMSC": center.cpu_seconds(), "MaaP": maap.cpu_seconds(),
+                        "load generator": time.process_time()}
+
+            yield Target(("127.0.0.1", center.sip_port), f"http://127.0.0.1:{maap_http}",
+                         f"http://127.0.0.1:{maap.admin_port}", profile, cpu=cpu,
+                         mode=f"split: 5GMC+SMSC pid {center.pid}, MaaP pid {maap.pid}, "
+                              f"load generator pid {os.getpid()}")
+        finally:
+            if maap.stop() != 0:
+                print(maap.logs())
+    finally:
+        if center.stop() != 0:
+            print(center.logs())
 
 
 async def main(args: argparse.Namespace) -> None:
     runner, sink_url, hits = await sink()
     with tempfile.TemporaryDirectory(prefix="maap-bench-") as data:
-        overrides = [
-            "sip.udp_port=0", "sip.tcp_port=0", "admin.enabled=false", "maap.port=0",
-            "maap.sip_port=0", f'maap.data_dir="{data}"', "store.kind=memory",
-            "cdr.enabled=false", "log.level=WARNING", "registrar.max_expires=7200",
-            f"maap.max_destinations={max(args.campaign, 10000)}",
-            "maap.chatbots[0].rate_limit_per_s=1000000",
-        ]
-        lab = load_profile(None, overrides)
-        overrides += [f'maap.chatbots[{i}].webhook="{sink_url}/{b.dialect}/{b.id}"'
-                      for i, b in enumerate(lab.maap.chatbots)]
-        profile = load_profile(None, overrides)
-        async with running(profile) as node:
+        network = split if args.split else in_process
+        async with network(args, data, sink_url) as target:
             tune_gc()
-            udp = node.listener("udp")
-            ues = Ues((udp.host, udp.port), sockets=args.sockets)
+            ues = Ues(target.udp, sockets=args.sockets)
             await ues.start()
             t = time.perf_counter()
             await ues.register([number(i) for i in range(max(args.users, args.campaign))])
             print(f"registered {len(ues.registered)} UEs in {time.perf_counter() - t:.1f} s "
-                  f"on {args.sockets} UDP sockets; one process, pid {os.getpid()}")
-            if args.rate > 0 and "gsma" in (node.maap.dialects if node.maap else {}):
-                await throughput(node, ues, args.users, args.rate, args.duration)
+                  f"on {args.sockets} UDP sockets; {target.mode}")
+            if args.rate > 0:
+                await throughput(target, ues, args.users, args.rate, args.duration)
             if args.campaign:
-                await campaign(node, ues, args.campaign)
+                await campaign(target, ues, args.campaign, args.campaign_api)
             await asyncio.sleep(0.5)
             print(f"webhook POSTs received by the sink: {hits[0]}")
             ues.close()
@@ -307,6 +448,10 @@ if __name__ == "__main__":
     parser.add_argument("--campaign", type=int, default=100000,
                         help="recipients of the mass send (0: skip)")
     parser.add_argument("--sockets", type=int, default=4, help="UDP sockets for the UEs")
+    parser.add_argument("--split", action="store_true",
+                        help="run the 5GMC+SMSC and the MaaP as two fivegmc run processes")
+    parser.add_argument("--campaign-api", action="store_true",
+                        help="send the campaign through the CT/CU API in one process too")
     factory, _ = loop_factory()
     with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=factory) as r:
         r.run(main(parser.parse_args()))

@@ -9,12 +9,14 @@ import sys
 import click
 
 from . import __version__
-from .config import Profile, ProfileError, load_profile
+from .config import ELEMENTS, Profile, ProfileError, load_profile
 from .net.loop import loop_factory, tune_gc
 from .node import Node
 
 _PROFILE_HELP = "Profile TOML (default: the embedded profiles/lab.toml)."
 _SET_HELP = "Override a profile key, e.g. --set sip.udp_port=5070 (repeatable)."
+_ELEMENT_HELP = ("Run only this network element (repeatable; default: the profile's "
+                 "[node] elements, all three): center (5GMC), maap, smsc.")
 
 
 @click.group()
@@ -26,8 +28,13 @@ def main() -> None:
 @main.command()
 @click.option("--profile", "profile_path", type=click.Path(dir_okay=False), help=_PROFILE_HELP)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
-def run(profile_path: str | None, overrides: tuple[str, ...]) -> None:
+@click.option("--element", "elements", multiple=True, type=click.Choice(ELEMENTS),
+              help=_ELEMENT_HELP)
+def run(profile_path: str | None, overrides: tuple[str, ...], elements: tuple[str, ...]) -> None:
     """Run the simulator in the foreground until Ctrl-C or SIGTERM."""
+    if elements:
+        chosen = ", ".join(f'"{e}"' for e in dict.fromkeys(elements))
+        overrides = (*overrides, f"node.elements=[{chosen}]")
     try:
         profile = load_profile(profile_path, overrides)
     except ProfileError as exc:
@@ -53,6 +60,8 @@ async def _serve(profile: Profile, loop_name: str) -> None:
         for endpoint in await node.start():
             click.echo(f"listening {endpoint}")
         click.echo(f"store {node.store_description}")
+        if node.elements != list(ELEMENTS):
+            click.echo(f"elements {' '.join(node.elements)}")
         click.echo(f"operator {profile.operator.name} domain {profile.operator.home_domain} "
                    f"loop {loop_name}")
         tune_gc()

@@ -526,7 +526,7 @@ class NodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     """
 
     #: Elements run by this process (each also needs its own ``enabled`` flag, where it has one).
-    elements: tuple[Element, ...] = ELEMENTS
+    elements: tuple[Element, ...] = ("center", "maap", "smsc")
 
 
 class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

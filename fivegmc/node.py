@@ -1,5 +1,6 @@
-"""Build and run a network element from a profile: today the 5GMC SIP node and the admin
-HTTP server, under one TaskGroup, shut down by cancellation."""
+"""Build and run network elements from a profile: the 5GMC SIP node, the MaaP and the SMSC
+stub (those of ``[node] elements`` this process runs) and the admin HTTP server, under one
+TaskGroup, shut down by cancellation."""
 
 from __future__ import annotations
 
@@ -40,30 +41,36 @@ class Node:
         if self.log is None:
             self.log = make_logger(self.profile.log.level, self.profile.log.format,
                                    self.profile.operator.name)
-        self.metrics = SipMetrics(self.registry)
-        cfg = self.profile.store
-        if cfg.kind == "sqlite":
-            Path(cfg.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self.store: Store = open_store(cfg.kind, path=cfg.path, url=cfg.url,
-                                       max_stored=cfg.max_stored)
         self.cdrs: CdrRecorder | None = None
         if self.profile.cdr.enabled:
             writer = CdrWriter(Path(self.profile.cdr.dir).expanduser(),
                                max_bytes=self.profile.cdr.max_file_bytes)
             self.cdrs = CdrRecorder(writer, self.profile.operator.name,
                                     self.profile.operator.name)
-        self.sip = SipNode(self.profile, self.metrics, self.log, self.store, self.cdrs)
         self.admin = AdminServer(self.registry, self._health)
-        add_admin_routes(self.admin.app, self.sip, self.store)
+        # The 5GMC (and its message store), unless [node] elements leaves it to another process.
+        self.center: SipNode | None = None
+        self._store: Store | None = None
+        if self.profile.runs("center"):
+            self.metrics = SipMetrics(self.registry)
+            cfg = self.profile.store
+            if cfg.kind == "sqlite":
+                Path(cfg.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self._store = open_store(cfg.kind, path=cfg.path, url=cfg.url,
+                                     max_stored=cfg.max_stored)
+            self.center = SipNode(self.profile, self.metrics, self.log, self._store, self.cdrs)
+            add_admin_routes(self.admin.app, self.center, self._store)
         # The MaaP (issue 4): a separate element that reaches the 5GMC over SIP/TCP.
         self.maap: MaapNode | None = None
-        if self.profile.maap.enabled:
+        if self.profile.runs("maap"):
+            note_event = self.center.note_event if self.center is not None else None
+            cdrs: Any = self.cdrs  # a CdrRecorder is a maap.fallback.CdrSink (structural)
             self.maap = MaapNode(self.profile, self.log, self.registry,
-                                 note_event=self.sip.note_event, cdrs=self.sip.cdrs)
+                                 note_event=note_event, cdrs=cdrs)
             self.maap.add_admin_routes(self.admin.app)
         # The SMSC stub (issue 5): SMPP v3.4 server, MO injection and inbox on the admin API.
         self.smsc: SmscNode | None = None
-        if self.profile.smsc.enabled:
+        if self.profile.runs("smsc"):
             self.smsc = SmscNode(self.profile.smsc, SmscMetrics(self.registry), self.log)
             add_smsc_routes(self.admin.app, self.smsc)
         self.endpoints: list[str] = []
@@ -72,39 +79,67 @@ class Node:
         self.sms_fallback: P2pSmsFallback | None = None
 
     @property
+    def sip(self) -> SipNode:
+        """The 5GMC of this process (an error in a process that does not run it)."""
+        if self.center is None:
+            raise RuntimeError("this process runs no 5GMC (node.elements has no \"center\")")
+        return self.center
+
+    @property
+    def store(self) -> Store:
+        """The 5GMC's message store (an error in a process that does not run the 5GMC)."""
+        if self._store is None:
+            raise RuntimeError("this process runs no 5GMC, so it has no message store")
+        return self._store
+
+    @property
+    def elements(self) -> list[str]:
+        """The elements this process runs, e.g. ``["center", "smsc"]``."""
+        parts = (("center", self.center), ("maap", self.maap), ("smsc", self.smsc))
+        return [name for name, element in parts if element is not None]
+
+    @property
     def store_description(self) -> str:
+        if self._store is None:
+            return "none (no 5GMC in this process)"
         cfg = self.profile.store
         where = {"sqlite": cfg.path, "redis": cfg.url}.get(cfg.kind, "(lost on exit)")
         return f"{cfg.kind} {where}"
 
     def _health(self) -> dict[str, Any]:
-        servers, clients = self.sip.core.transaction_counts
-        return {
-            "operator": self.profile.operator.name,
-            "listeners": [str(lst) for lst in self.sip.listeners],
-            "registrations": self.sip.registrar.binding_count,
-            "transactions": {"server": servers, "client": clients},
-        }
+        health: dict[str, Any] = {"operator": self.profile.operator.name}
+        if self.center is not None:
+            servers, clients = self.center.core.transaction_counts
+            health |= {
+                "listeners": [str(lst) for lst in self.center.listeners],
+                "registrations": self.center.registrar.binding_count,
+                "transactions": {"server": servers, "client": clients},
+            }
+        health["elements"] = self.elements
+        return health
 
     @property
     def sip_listeners(self) -> list[Listener]:
-        return self.sip.listeners
+        return self.center.listeners if self.center is not None else []
 
     def listener(self, transport: str) -> Listener:
-        for lst in self.sip.listeners:
+        for lst in self.sip_listeners:
             if lst.transport == transport:
                 return lst
         raise KeyError(transport)
 
     async def start(self) -> list[str]:
-        await self.store.open()  # before any listener: stored messages must be reachable
-        for lst in await self.sip.start():
-            self.endpoints.append(str(lst))
+        if self.center is not None:
+            await self.store.open()  # before any listener: stored messages must be reachable
+            for lst in await self.center.start():
+                self.endpoints.append(str(lst))
         if self.maap is not None:  # after the SIP node: it needs the 5GMC's TCP address
             self.endpoints.extend(await self.maap.start())
             assert self.maap.link.address is not None
             maap_host, maap_port = self.maap.link.address
-            for domain in self.maap.chatbot_domains:
+            # The chatbot domains go to this process's MaaP; a 5GMC without it in the same
+            # process needs explicit [[routes]] to the MaaP's SIP listener.
+            for domain in self.maap.chatbot_domains if self.center is not None else ():
                 self.sip.add_route(domain, f"sip:{maap_host}:{maap_port};transport=tcp")
         if self.smsc is not None:
             smpp_host, smpp_port = await self.smsc.start()
@@ -117,7 +152,8 @@ class Node:
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.sip.run())
+            if self.center is not None:
+                tg.create_task(self.center.run())
             if self.esme is not None and self.sms_fallback is not None:
                 self.sms_fallback.bind(tg.create_task)
                 tg.create_task(self.esme.run())
@@ -148,6 +184,8 @@ class Node:
     def _start_p2p_sms_fallback(self) -> None:
         """The 5GMC's own bind to the SMSC ([smsc.esme]; host "" = this node's stub) for P2P
         messages to SMS-only subscribers (``messaging.sms_fallback``)."""
+        if self.center is None:
+            return
         cfg = self.profile.smsc.esme
         host, port = cfg.host, cfg.port
         if not (host and port) and self.smsc is not None and self.smsc.address is not None:
@@ -168,9 +206,11 @@ class Node:
             await self.smsc.close()
         if self.maap is not None:
             await self.maap.close()
-        await self.sip.close()
+        if self.center is not None:
+            await self.center.close()
         await self.admin.close()
-        await self.store.close()
+        if self._store is not None:
+            await self._store.close()
         if self.cdrs is not None:
             self.cdrs.close()
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -88,7 +87,7 @@ class SipLinkCore:
             ("Max-Forwards", "70"),
             ("From", f"<{from_uri}>;tag={self._prefix}{self._seq:x}"),
             ("To", f"<{to_uri}>"),
-            ("Call-ID", f"{uuid.uuid4().hex}@{self.via_host}"),
+            ("Call-ID", f"{branch}@{self.via_host}"),
             ("CSeq", f"1 {method}"),
             ("User-Agent", self.user_agent),
             *headers,
@@ -160,7 +159,11 @@ class _Conn(asyncio.Protocol):
         self.outgoing = outgoing
         self.framer = StreamFramer(link.core.max_size)
         self.transport: asyncio.Transport | None = None
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+        # Messages written in one event-loop iteration leave in one writev (fewer syscalls
+        # here and fewer reads at the 5GMC under load); order is kept.
+        self._out: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -185,10 +188,18 @@ class _Conn(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+            if not self._out:
+                self._loop.call_soon(self._flush)
+            self._out.append(data)
+
+    def _flush(self) -> None:
+        chunks, self._out = self._out, []
+        if chunks and self.transport is not None and not self.transport.is_closing():
+            self.transport.writelines(chunks)
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
+            self._flush()
             self.transport.close()
 
 

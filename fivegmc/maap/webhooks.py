@@ -31,7 +31,7 @@ import random
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -229,10 +229,15 @@ class WebhookQueue:
                 await asyncio.to_thread(conn.close)
 
     # -- enqueue ---------------------------------------------------------------------------------
-    async def enqueue(self, bot_id: str, n: Notification) -> int:
-        """Queue ``n`` for ``bot_id``; returns the event id once it is durable."""
+    def enqueue(self, bot_id: str, n: Notification) -> Awaitable[int]:
+        """Queue ``n`` for ``bot_id`` now; the returned future gives the event id once it is
+        durable (or fails, e.g. RuntimeError when the queue is not open). A plain future, not
+        a coroutine: many enqueues awaited together (the core's event batches) cost no task
+        each (DESIGN.md §6)."""
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if not self._opened or self._closed:
-            raise RuntimeError("WebhookQueue is not open")
+            fut.set_exception(RuntimeError("WebhookQueue is not open"))
+            return fut
         seq = self._seq.get(bot_id, 0) + 1
         self._seq[bot_id] = seq
         now = self._clock()
@@ -241,10 +246,10 @@ class WebhookQueue:
         self._next_id += 1
         if self._conn is None:
             self._register(ev)
-            return ev.id
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            fut.set_result(ev.id)
+            return fut
         self._submit(_Op(ev, insert=True, fut=fut))
-        return await asyncio.shield(fut)
+        return asyncio.shield(fut)
 
     def _submit(self, op: _Op) -> None:
         self._ops.append(op)
