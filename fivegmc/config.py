@@ -424,6 +424,9 @@ class MaapConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     #: A message not delivered within this long is reported failed (or falls back to SMS when
     #: allowed); 0 = only the 5GMC's store-and-forward validity applies.
     delivery_timeout_s: float = 0.0
+    #: Sent messages whose states are held in memory; older finished ones are read back from
+    #: SQLite when asked for (bounded memory under any volume).
+    max_cached_messages: int = 200_000
     #: SMS fallback and MO SMS (``[maap.sms]``).
     sms: MaapSmsConfig = MaapSmsConfig()
     #: Capability answers (SIP OPTIONS via the 5GMC) are cached this long (seconds).
@@ -945,6 +948,7 @@ def _check_maap(maap: MaapConfig) -> Iterator[_Problem]:
         yield "maap.webhook_retry_max_s", "expected >= maap.webhook_retry_initial_s"
     if maap.delivery_timeout_s < 0:
         yield "maap.delivery_timeout_s", "expected >= 0"
+    yield from _positive("maap.max_cached_messages", maap.max_cached_messages)
     for key in ("capability_ttl_s", "fanout_concurrency", "center_attempts"):
         yield from _positive(f"maap.{key}", getattr(maap, key))
     if maap.shutdown_grace_s < 0:

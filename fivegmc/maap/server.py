@@ -64,7 +64,8 @@ class MaapNode:
         self.link = SipLink(on_request=self._on_sip_request, log=log,
                             timeout_s=64 * profile.sip.t1_ms / 1000,
                             max_size=profile.sip.max_message_size)
-        self.states = MessageStates(str(data / "messages.db"))
+        self.states = MessageStates(str(data / "messages.db"),
+                                    max_cached=cfg.max_cached_messages)
         self.tokens = TokenBook(cfg.token_ttl_s)
         self.files = FileStore(data / "files", cfg.public_url or "", cfg.max_file_bytes,
                                cfg.file_ttl_s, root=cfg.server_root,

@@ -6,11 +6,18 @@ Reads are served from memory; writes go to memory at once and to SQLite (WAL) in
 message is committed before :meth:`MessageStates.add_message` returns (so an accepted send
 survives a restart), later state changes within ``flush_interval_s`` (DESIGN.md §4: batched
 commits). ``path`` ":memory:" keeps everything in an in-memory database (tests).
+
+Memory is bounded: at most ``max_cached`` messages are held; beyond that the oldest whose
+recipients have all reached a final state are dropped from memory (they stay in SQLite) and
+read back on demand — a status query, a late ``displayed`` IMDN, a reused message id — through
+a read-only SQLite connection (an indexed lookup; rare). At start only the messages still on
+the way and the newest closed ones are loaded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,10 +66,12 @@ OPEN = frozenset({Status.ACCEPTED, Status.SENT})
 
 class MessageStates:
     def __init__(self, path: str, *, flush_interval_s: float = 0.05,
-                 max_inbound: int = 1_000_000) -> None:
+                 max_inbound: int = 1_000_000, max_cached: int = 200_000) -> None:
         self.path = path
         self.flush_interval_s = flush_interval_s
         self.max_inbound = max_inbound
+        self.max_cached = max(1, max_cached)
+        self._ro: sqlite3.Connection | None = None  # read-back of messages dropped from memory
         self._db: aiosqlite.Connection | None = None
         self._messages: dict[tuple[str, str], _Message] = {}
         self._users: set[tuple[str, str]] = set()
@@ -92,8 +101,14 @@ class MessageStates:
         await db.execute("PRAGMA synchronous=NORMAL")
         await db.executescript(_SCHEMA)
         await db.commit()
-        async with db.execute("SELECT bot_id, message_id, created_at, client_correlator, "
-                              "conversation_id, contribution_id FROM messages") as cur:
+        # the messages still on the way, and the newest closed ones, oldest first
+        open_values = ",".join(f"'{st.value}'" for st in OPEN)
+        async with db.execute(
+                "SELECT bot_id, message_id, created_at, client_correlator, conversation_id, "
+                "contribution_id FROM messages WHERE rowid IN ("
+                f"SELECT rowid FROM messages ORDER BY created_at DESC LIMIT {self.max_cached}) "
+                "OR (bot_id, message_id) IN (SELECT bot_id, message_id FROM recipients "
+                f"WHERE status IN ({open_values})) ORDER BY created_at") as cur:
             async for bot, mid, created, corr, conv, contrib in cur:
                 self._messages[(bot, mid)] = _Message(created, corr, conv, contrib)
         async with db.execute("SELECT bot_id, message_id, number, status, failure, updated_at "
@@ -123,6 +138,9 @@ class MessageStates:
         async with db.execute("SELECT bot_id, user, message_id, datetime FROM inbound") as cur:
             async for bot, user, mid, dt in cur:
                 self._inbound[(bot, user, mid)] = dt
+        if self.path != ":memory:":
+            self._ro = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
+                                       check_same_thread=False)
 
     async def run(self) -> None:
         """Flush state changes in batches until cancelled."""
@@ -140,10 +158,54 @@ class MessageStates:
             await self.flush()
             await self._db.close()
             self._db = None
+        if self._ro is not None:
+            self._ro.close()
+            self._ro = None
 
     # -- A2P messages ----------------------------------------------------------------------
     def has_message(self, bot_id: str, message_id: str) -> bool:
-        return (bot_id, message_id) in self._messages
+        return self._get(bot_id, message_id) is not None
+
+    def _get(self, bot_id: str, message_id: str) -> _Message | None:
+        """A message from memory, or read back from SQLite when it was dropped from memory."""
+        msg = self._messages.get((bot_id, message_id))
+        if msg is not None or self._ro is None:
+            return msg
+        row = self._ro.execute(
+            "SELECT created_at, client_correlator, conversation_id, contribution_id "
+            "FROM messages WHERE bot_id = ? AND message_id = ?", (bot_id, message_id)).fetchone()
+        if row is None:
+            return None
+        msg = _Message(*row)
+        for number, status, failure, updated in self._ro.execute(
+                "SELECT number, status, failure, updated_at FROM recipients "
+                "WHERE bot_id = ? AND message_id = ?", (bot_id, message_id)):
+            msg.recipients[number] = RecipientState(
+                number, Status(status), FailureCode(failure) if failure is not None else None,
+                updated)
+            msg.open += Status(status) in OPEN
+        for (bot, mid, number), state in self._dirty.items():  # not yet flushed
+            if (bot, mid) == (bot_id, message_id):
+                msg.recipients[number] = state
+        self._messages[(bot_id, message_id)] = msg
+        self._trim()
+        return msg
+
+    def _trim(self) -> None:
+        """Drop the oldest closed messages from memory beyond ``max_cached`` (they are in
+        SQLite); messages still on the way always stay."""
+        excess = len(self._messages) - self.max_cached
+        if excess <= 0 or self._ro is None:
+            return
+        drop = []
+        unflushed = {k[:2] for k in self._dirty}
+        for key, msg in self._messages.items():
+            if msg.open == 0 and key not in unflushed:
+                drop.append(key)
+                if len(drop) >= excess:
+                    break
+        for key in drop:
+            del self._messages[key]
 
     async def add_message(self, bot_id: str, message_id: str, *, created_at: float,
                           client_correlator: str, conversation_id: str, contribution_id: str,
@@ -154,10 +216,14 @@ class MessageStates:
         key = (bot_id, message_id)
         if key in self._messages:
             return False
+        if self._get(bot_id, message_id) is not None:
+            return False  # used before, and dropped from memory since
         msg = _Message(created_at, client_correlator, conversation_id, contribution_id,
                        {r.number: r for r in recipients},
                        sum(1 for r in recipients if r.status in OPEN))
         self._messages[key] = msg
+        if len(self._messages) > self.max_cached + self.max_cached // 10:
+            self._trim()  # amortised: every ~10 % over the bound
         if self._db is None:
             return True
         # Group commit: sends arriving while a batch is being written share the next one.
@@ -198,12 +264,12 @@ class MessageStates:
                     fut.set_result(None)
 
     def recipient(self, bot_id: str, message_id: str, number: str) -> RecipientState | None:
-        msg = self._messages.get((bot_id, message_id))
+        msg = self._get(bot_id, message_id)
         return None if msg is None else msg.recipients.get(number)
 
     def set_state(self, bot_id: str, message_id: str, state: RecipientState) -> None:
         """Change a recipient's state (in memory now, on disk within the flush interval)."""
-        msg = self._messages.get((bot_id, message_id))
+        msg = self._get(bot_id, message_id)
         if msg is None:
             return
         old = msg.recipients.get(state.number)
@@ -213,19 +279,19 @@ class MessageStates:
         self._wake.set()
 
     def record(self, bot_id: str, message_id: str) -> MessageRecord | None:
-        msg = self._messages.get((bot_id, message_id))
+        msg = self._get(bot_id, message_id)
         if msg is None:
             return None
         return MessageRecord(bot_id, message_id, msg.created_at, tuple(msg.recipients.values()),
                              msg.client_correlator, msg.conversation_id, msg.contribution_id)
 
     def client_correlator(self, bot_id: str, message_id: str) -> str:
-        msg = self._messages.get((bot_id, message_id))
+        msg = self._get(bot_id, message_id)
         return "" if msg is None else msg.client_correlator
 
     def open_count(self, bot_id: str, message_id: str) -> int:
         """Recipients of the message still on the way (ACCEPTED or SENT)."""
-        msg = self._messages.get((bot_id, message_id))
+        msg = self._get(bot_id, message_id)
         return 0 if msg is None else msg.open
 
     def take_resumable(self) -> list[tuple[str, str, bytes, frozenset[str]]]:

@@ -3,6 +3,7 @@ mapping of 5GMC answers, capability parsing, and the SIP link's transaction core
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +228,41 @@ def test_link_core_many_in_flight(n: int) -> None:
         got = core.receive(_answer(data, 202))
         assert isinstance(got, ResponseReceived) and got.branch == branch
     assert core.pending == 0
+
+
+async def test_message_states_stay_bounded_in_memory_and_read_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Closed messages beyond max_cached leave memory but stay queryable (status, late
+    displayed, reused ids); open ones always stay."""
+    from fivegmc.maap.model import RecipientState, Status
+    from fivegmc.maap.state import MessageStates
+
+    states = MessageStates(str(tmp_path / "m.db"), max_cached=10)
+    await states.open()
+    runner = asyncio.create_task(states.run())
+    try:
+        for i in range(50):
+            mid = f"m{i}"
+            assert await states.add_message("bot", mid, created_at=float(i),
+                                            client_correlator="", conversation_id="",
+                                            contribution_id="", recipients=[
+                                                RecipientState("+8613800000001",
+                                                               Status.ACCEPTED, None, 0.0)])
+            if i != 3:  # m3 stays on the way
+                states.set_state("bot", mid, RecipientState("+8613800000001",
+                                                            Status.DELIVERED, None, 1.0))
+            await states.flush()
+        assert states.message_count() <= 12
+        assert states.open_count("bot", "m3") == 1  # never dropped while open
+        old = states.record("bot", "m0")  # read back from SQLite
+        assert old is not None and old.recipients[0].status is Status.DELIVERED
+        assert not await states.add_message("bot", "m1", created_at=99.0, client_correlator="",
+                                            conversation_id="", contribution_id="",
+                                            recipients=[])  # a reused id is still recognised
+        states.set_state("bot", "m2", RecipientState("+8613800000001", Status.DISPLAYED,
+                                                     None, 2.0))  # a late IMDN
+        await states.flush()
+        assert states.recipient("bot", "m2", "+8613800000001").status is Status.DISPLAYED
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await states.close()
