@@ -427,6 +427,9 @@ class MaapConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     #: Sent messages whose states are held in memory; older finished ones are read back from
     #: SQLite when asked for (bounded memory under any volume).
     max_cached_messages: int = 200_000
+    #: A chatbot with this many webhook events its CSP has not yet accepted gets 429 (or its
+    #: dialect's equivalent) for new sends until the backlog drains (bounded memory).
+    max_pending_events_per_bot: int = 100_000
     #: SMS fallback and MO SMS (``[maap.sms]``).
     sms: MaapSmsConfig = MaapSmsConfig()
     #: Capability answers (SIP OPTIONS via the 5GMC) are cached this long (seconds).
@@ -949,6 +952,7 @@ def _check_maap(maap: MaapConfig) -> Iterator[_Problem]:
     if maap.delivery_timeout_s < 0:
         yield "maap.delivery_timeout_s", "expected >= 0"
     yield from _positive("maap.max_cached_messages", maap.max_cached_messages)
+    yield from _positive("maap.max_pending_events_per_bot", maap.max_pending_events_per_bot)
     for key in ("capability_ttl_s", "fanout_concurrency", "center_attempts"):
         yield from _positive(f"maap.{key}", getattr(maap, key))
     if maap.shutdown_grace_s < 0:

@@ -176,6 +176,8 @@ class MaapCore:
         self.link = link
         self.states = states
         self.enqueue = enqueue
+        #: undelivered webhook events of a chatbot (the server wires the queue's count in)
+        self.pending_events: Callable[[str], int] | None = None
         self.render = render
         self.log = log
         self.clock = clock
@@ -227,6 +229,12 @@ class MaapCore:
     def allow(self, bot_id: str) -> bool:
         bot = self._bots.get(bot_id)
         if bot is None:
+            return False
+        # DESIGN.md §3: a chatbot whose CSP does not take its events (webhook backlog over
+        # maap.max_pending_events_per_bot) gets 429 for new sends instead of the queue growing
+        # without bound; other chatbots are not affected.
+        if (self.pending_events is not None
+                and self.pending_events(bot_id) >= self.config.max_pending_events_per_bot):
             return False
         return self._limits.allow(bot_id, bot.rate_limit_per_s, time.monotonic())
 

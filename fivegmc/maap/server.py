@@ -77,6 +77,7 @@ class MaapNode:
         self.core = MaapCore(profile, link=self.link, states=self.states, tokens=self.tokens,
                              files=self.files, enqueue=self.webhooks.enqueue,
                              render=self._render, log=log)
+        self.core.pending_events = self.webhooks.pending
         self.dialects = load_dialects(self.core)
         # SMS fallback and MO SMS (issue 5): the MaaP's own ESME bind, fallback.py
         self.sms: SmsFallbackService | None = None

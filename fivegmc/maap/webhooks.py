@@ -184,6 +184,7 @@ class WebhookQueue:
         self._seq: dict[str, int] = {}
         self._lanes: dict[tuple[str, str], _Lane] = {}
         self._pending: dict[int, _Event] = {}
+        self._pending_by_bot: dict[str, int] = {}
         self._delivered: dict[str, deque[_Event]] = {}  # per bot, newest last (memory view)
         self._ops: list[_Op] = []
         self._committer: asyncio.Task[None] | None = None
@@ -295,6 +296,7 @@ class WebhookQueue:
             self._make_ready(key, ev.next_attempt_at)
         lane.events.append(ev)
         self._pending[ev.id] = ev
+        self._pending_by_bot[ev.bot_id] = self._pending_by_bot.get(ev.bot_id, 0) + 1
 
     def _make_ready(self, key: tuple[str, str], at: float) -> None:
         if at <= self._clock():
@@ -348,6 +350,7 @@ class WebhookQueue:
             if status is not None and 200 <= status < 300:
                 lane.events.popleft()
                 del self._pending[ev.id]
+                self._pending_by_bot[ev.bot_id] -= 1
                 ev.state, ev.delivered_at, ev.last_error = "delivered", now, ""
                 self.delivered += 1
                 self._remember_delivered(ev)
@@ -402,7 +405,7 @@ class WebhookQueue:
         """Undelivered events (of one chatbot, or all)."""
         if bot_id is None:
             return len(self._pending)
-        return sum(1 for ev in self._pending.values() if ev.bot_id == bot_id)
+        return self._pending_by_bot.get(bot_id, 0)
 
     async def events(self, bot_id: str, limit: int = 100,
                      state: State | None = None) -> list[dict[str, Any]]:

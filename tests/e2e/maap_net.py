@@ -97,6 +97,10 @@ class CspServer:
         """Answer the next ``n`` requests with ``status`` (they are not recorded)."""
         self._failures.extend([status] * n)
 
+    def stop_failing(self) -> None:
+        """Forget the failures still queued by :meth:`fail_next`."""
+        self._failures.clear()
+
     def reply(self, path_prefix: str, status: int, body: bytes, content_type: str) -> None:
         """Answer requests whose path starts with ``path_prefix`` like this from now on."""
         self._replies.insert(0, (path_prefix, status, body, content_type))

@@ -4,6 +4,7 @@ test CSP server gets the signed JSON pushes."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -240,3 +241,32 @@ async def test_ctcu_security_over_the_wire() -> None:
         cu_body = {**body, "senderAddress": CU_URI, "messageId": "cu-1"}
         status, resp = await post(net, cu_tok, "messages", cu_body, bot=CU)
         assert (status, resp["errorCode"]) == (200, 0)
+
+
+async def test_ctcu_csp_not_taking_events_backpressures_only_its_chatbot() -> None:
+    """DESIGN.md §3: when a CSP does not accept its webhook events, its chatbot's backlog is
+    bounded (maap.max_pending_events_per_bot): new sends get 429, other chatbots go on, and
+    once the CSP takes the events again the chatbot can send again."""
+    async with maap_network("maap.max_pending_events_per_bot=3",
+                            "maap.webhook_retry_initial_s=0.3",
+                            "maap.webhook_retry_max_s=0.3") as net:
+        await net.ue("+8613800000301")
+        net.csp.fail_next(10_000)  # the CSP answers 500 to everything for now
+        tok = await token(net)
+        body = send_body(["+8613800000301"], [{"contentType": "text/plain",
+                                               "contentText": "hi"}])
+        codes = []
+        for i in range(12):
+            codes.append((await post(net, tok, "messages", {**body, "messageId": f"b{i}"}))[0])
+            await asyncio.sleep(0.05)
+        assert codes[0] == 200 and 429 in codes, codes
+        cu_tok = await token(net, CU, CU_APP, CU_KEY)
+        cu_body = {**body, "senderAddress": CU_URI, "messageId": "cu-b"}
+        assert (await post(net, cu_tok, "messages", cu_body, bot=CU))[0] == 200
+        net.csp.stop_failing()  # the CSP recovers: the backlog drains, sends are taken again
+        for _ in range(100):
+            if (await post(net, tok, "messages", {**body, "messageId": "after"}))[0] == 200:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the chatbot stayed refused after its backlog drained")
