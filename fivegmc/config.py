@@ -330,6 +330,10 @@ class ChatbotConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
                                       "token")
     #: SMS fallback text when the request gives none (CMCC: no per-message field; an H5 link).
     fallback_text: str = ""
+    #: CT/CU (protocols.md §10): after a successful accessToken call the platform verifies the
+    #: CSP's notify URL (``GET {notifyURL}/notifyPath``, the CSP echoes ``echoStr`` and gives
+    #: its ``appId``); sends are refused with errorCode 30006 until that check has passed.
+    verify_notify_url: bool = False
     #: GSMA: header carrying the webhook signature (protocols.md §11 [U]) and its HMAC hash
     #: (value ``<algorithm>=<hex HMAC(webhook_secret, raw body)>``).
     webhook_signature_header: str = "X-MaaP-Signature"

@@ -90,6 +90,7 @@ class CtcuDialect:
         self.token_calls_per_day = (cfg.token_calls_per_day if token_calls_per_day is None
                                     else token_calls_per_day)
         self._token_calls: dict[str, tuple[int, int]] = {}
+        self._verified: set[str] = set()  # chatbots whose notify URL passed the check
         self._reports: OrderedDict[tuple[str, str], frozenset[str]] = OrderedDict()
         self._reports_max = reports_remembered
         self._modes: OrderedDict[str, str] = OrderedDict()
@@ -221,6 +222,12 @@ class CtcuDialect:
             raise CtcuError(w.API_LIMIT, f"more than {self.token_calls_per_day} accessToken "
                                          "calls today", 429)
         token, _ = self.api.tokens.issue(bot.id, replace=True)
+        if bot.verify_notify_url and bot.id not in self._verified:
+            # §10: the token call marks the chatbot connected; its notify URL is checked now
+            # and the chatbot cannot send until the check passes (a later token call retries)
+            async with aiohttp.ClientSession() as http:
+                if await self.verify_notify_url(http, bot):
+                    self._verified.add(bot.id)
         return web.json_response({
             "accessToken": token, "expires": self.api.config.token_ttl_s,
             "url": self._api_url(request, bot), "errorCode": w.OK, "errorMessage": "success",
@@ -233,6 +240,10 @@ class CtcuDialect:
     # -- messages ---------------------------------------------------------------------------
 
     async def _messages(self, request: web.Request, bot: ChatbotConfig) -> web.Response:
+        if bot.verify_notify_url and bot.id not in self._verified:
+            raise CtcuError(w.CALLBACK_FAILED, "notify URL not verified: answer the "
+                                               "notifyPath check, then get a new accessToken",
+                            200)
         req = w.decode(await self._body(request), w.SendRequest)
         cap = self.api.config.max_destinations
         if len(req.destinationAddress) > cap:

@@ -59,6 +59,8 @@ class CspServer:
         self._replies: list[tuple[str, int, bytes, str]] = []
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        #: answer notify-URL checks (GET …/notifyPath) as this appId; None: plain {} answer
+        self.verify_app_id: str | None = None
 
     async def start(self) -> CspServer:
         app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -87,6 +89,11 @@ class CspServer:
         self.requests.append(CspRequest(request.method, request.path_qs,
                                         dict(request.headers), body, time.time()))
         self._changed.set()
+        if self.verify_app_id is not None and request.path.endswith("/notifyPath"):
+            # protocols.md §10: a CSP passes the notify-URL check by echoing echoStr and
+            # giving its appId
+            return web.Response(status=200, headers={
+                "echoStr": request.headers.get("echoStr", ""), "appId": self.verify_app_id})
         for prefix, status, reply, content_type in self._replies:
             if request.path.startswith(prefix):
                 return web.Response(status=status, body=reply, content_type=None,

@@ -270,3 +270,21 @@ async def test_ctcu_csp_not_taking_events_backpressures_only_its_chatbot() -> No
             await asyncio.sleep(0.1)
         else:
             raise AssertionError("the chatbot stayed refused after its backlog drained")
+
+
+async def test_ctcu_notify_url_verification_gates_sends() -> None:
+    """protocols.md §10: with verify_notify_url the token call triggers the notifyPath check;
+    until a CSP passes it, sends get errorCode 30006."""
+    async with maap_network("maap.chatbots[1].verify_notify_url=true") as net:
+        body = send_body(["+8613800000302"], [{"contentType": "text/plain",
+                                               "contentText": "hi"}])
+        tok = await token(net)  # the CSP does not answer the check properly yet
+        status, resp = await post(net, tok, "messages", {**body, "messageId": "v1"})
+        assert (status, resp["errorCode"]) == (200, 30006), resp
+        [check] = await net.csp.wait(lambda r: r.path.endswith("/notifyPath"))
+        assert check.method == "GET" and check.headers.get("chatbotId") == CT
+        assert {"signature", "timestamp", "nonce", "echoStr"} <= set(check.headers)
+        net.csp.verify_app_id = CT_APP  # now the CSP answers it
+        tok = await token(net)
+        status, resp = await post(net, tok, "messages", {**body, "messageId": "v2"})
+        assert (status, resp["errorCode"]) == (200, 0), resp
