@@ -340,31 +340,39 @@ class ChatbotConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     webhook_signature_algorithm: Literal["sha256", "sha384", "sha512", "sha1"] = "sha256"
 
 
-class MaapSmsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """``[maap.sms]``: the MaaP's own ESME bind to an SMSC for SMS fallback of chatbot messages
-    and MO SMS to chatbots' SMS ports (issue 5)."""
+class EsmeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[smsc.esme]``: how the 5GMC/MaaP bind to an SMSC (as a transceiver) for SMS fallback."""
 
-    #: Bind and fall back at all (off: a recipient the 5GMC cannot reach simply fails).
-    enabled: bool = False
     #: SMSC address; "" / 0 = this profile's own SMSC stub.
     host: str = ""
     port: int = 0
+    system_id: str = "fivegmc"
+    password: str = "lab-smpp"
+    #: Most submit_sm in flight (unanswered) at once.
+    window: int = 10
+    #: enquire_link keep-alive interval (seconds).
+    enquire_link_s: float = 30.0
+    #: Reconnect backoff: first wait, doubling up to the max (seconds).
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    #: A response not received within this long drops the connection (seconds).
+    response_timeout_s: float = 10.0
+    #: Messages held in memory while the SMSC is unreachable; beyond → refused.
+    max_held: int = 10000
+
+
+class MaapSmsConfig(EsmeConfig, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[maap.sms]``: the MaaP's own ESME bind to an SMSC for SMS fallback of chatbot messages
+    and MO SMS to chatbots' SMS ports (issue 5): the ``[smsc.esme]`` keys, with the MaaP's own
+    account, plus the two below."""
+
+    #: Bind and fall back at all (off: a recipient the 5GMC cannot reach simply fails).
+    enabled: bool = False
     #: Bind credentials (an ``[[smsc.accounts]]`` entry; SMPP v3.4 §5.2: ≤ 15 / ≤ 8 chars).
     system_id: str = "maap"
     password: str = "lab-maap"
     #: SMS source address for every chatbot; "" = the chatbot's ``sms_port``.
     source: str = ""
-    #: Most submit_sm in flight at once; enquire_link interval; reconnect backoff; a response
-    #: not received within response_timeout_s drops the bind (seconds).
-    window: int = 10
-    enquire_link_s: float = 30.0
-    reconnect_initial_s: float = 0.5
-    reconnect_max_s: float = 30.0
-    response_timeout_s: float = 10.0
-    #: Fallback SMS handed to the ESME and not yet accepted by the SMSC, at most (the rest wait
-    #: in the durable queue).
-    max_held: int = 10000
-
 
 class CtcuSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """``[maap.ctcu]``: China Telecom / Unicom platform choices (protocols.md §10 [U])."""
@@ -468,27 +476,6 @@ class SmppAccount(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     throttle_per_s: float = 10000.0
     #: At most this many unacknowledged deliver_sm (receipts, MO) outstanding per bind.
     window: int = 10
-
-
-class EsmeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """``[smsc.esme]``: how the 5GMC/MaaP bind to an SMSC (as a transceiver) for SMS fallback."""
-
-    #: SMSC address; "" / 0 = this profile's own SMSC stub.
-    host: str = ""
-    port: int = 0
-    system_id: str = "fivegmc"
-    password: str = "lab-smpp"
-    #: Most submit_sm in flight (unanswered) at once.
-    window: int = 10
-    #: enquire_link keep-alive interval (seconds).
-    enquire_link_s: float = 30.0
-    #: Reconnect backoff: first wait, doubling up to the max (seconds).
-    reconnect_initial_s: float = 0.5
-    reconnect_max_s: float = 30.0
-    #: A response not received within this long drops the connection (seconds).
-    response_timeout_s: float = 10.0
-    #: Messages held in memory while the SMSC is unreachable; beyond → refused.
-    max_held: int = 10000
 
 
 class SmscConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -921,14 +908,21 @@ def _check_smsc(smsc: SmscConfig) -> Iterator[_Problem]:
         seen.add(account.system_id)
         yield from _positive(f"{key}.throttle_per_s", account.throttle_per_s)
         yield from _positive(f"{key}.window", account.window)
-    esme = smsc.esme
-    yield from _port("smsc.esme.port", esme.port)
-    yield from _non_empty("smsc.esme.system_id", esme.system_id)
+    yield from _check_esme("smsc.esme", smsc.esme)
+
+
+def _check_esme(where: str, esme: EsmeConfig) -> Iterator[_Problem]:
+    """An ESME bind ([smsc.esme], [maap.sms])."""
+    yield from _port(f"{where}.port", esme.port)
+    if not 0 < len(esme.system_id) <= 15:
+        yield f"{where}.system_id", "expected 1-15 characters (SMPP v3.4 §5.2)"
+    if len(esme.password) > 8:
+        yield f"{where}.password", "expected at most 8 characters (SMPP v3.4 §5.2)"
     for key in ("window", "enquire_link_s", "reconnect_initial_s", "response_timeout_s",
                 "max_held"):
-        yield from _positive(f"smsc.esme.{key}", getattr(esme, key))
+        yield from _positive(f"{where}.{key}", getattr(esme, key))
     if esme.reconnect_max_s < esme.reconnect_initial_s:
-        yield "smsc.esme.reconnect_max_s", "expected >= smsc.esme.reconnect_initial_s"
+        yield f"{where}.reconnect_max_s", f"expected >= {where}.reconnect_initial_s"
 
 
 def _check_routes(routes: Sequence[RouteConfig]) -> Iterator[_Problem]:
@@ -963,14 +957,7 @@ def _check_maap(maap: MaapConfig) -> Iterator[_Problem]:
         yield "maap.shutdown_grace_s", "expected >= 0"
     yield from _positive("maap.ctcu.temp_media_days", maap.ctcu.temp_media_days)
     yield from _positive("maap.ctcu.token_calls_per_day", maap.ctcu.token_calls_per_day)
-    yield from _port("maap.sms.port", maap.sms.port)
-    if not 0 < len(maap.sms.system_id) <= 15:
-        yield "maap.sms.system_id", "expected 1-15 characters (SMPP v3.4 §5.2)"
-    if len(maap.sms.password) > 8:
-        yield "maap.sms.password", "expected at most 8 characters (SMPP v3.4 §5.2)"
-    for key in ("window", "enquire_link_s", "reconnect_initial_s", "reconnect_max_s",
-                "response_timeout_s", "max_held"):
-        yield from _positive(f"maap.sms.{key}", getattr(maap.sms, key))
+    yield from _check_esme("maap.sms", maap.sms)
     seen_ids: set[str] = set()
     seen_uris: set[str] = set()
     for index, bot in enumerate(maap.chatbots):

@@ -190,11 +190,8 @@ class SmsFallbackService:
     async def run(self, smsc: tuple[str, int]) -> None:
         """Bind to the SMSC at ``smsc`` and serve until cancelled (the ESME reconnects)."""
         cfg = self.cfg
-        esme = self.esme = Esme(
-            smsc[0], smsc[1], cfg.system_id, cfg.password, window=cfg.window,
-            enquire_link_s=cfg.enquire_link_s, reconnect_initial_s=cfg.reconnect_initial_s,
-            reconnect_max_s=cfg.reconnect_max_s, response_timeout_s=cfg.response_timeout_s,
-            max_held=cfg.max_held, on_receipt=self._on_receipt, on_mo=self._on_mo,
+        esme = self.esme = Esme.from_config(
+            cfg, smsc[0], smsc[1], on_receipt=self._on_receipt, on_mo=self._on_mo,
             log=self.log, address_range=self._ports_range())
         esme.start()
         for job in {id(j): j for j in self._by_smsc.values()}.values():
