@@ -439,6 +439,10 @@ class MaapConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     #: Sent messages whose states are held in memory; older finished ones are read back from
     #: SQLite when asked for (bounded memory under any volume).
     max_cached_messages: int = 200_000
+    #: When the 5GMC runs in another process: its admin base URL (``http://127.0.0.1:9090``);
+    #: the MaaP's revoke and SMS-fallback steps are POSTed to its message traces. "" = none
+    #: (or this process's own 5GMC).
+    trace_url: str = ""
     #: A chatbot with this many webhook events its CSP has not yet accepted gets 429 (or its
     #: dialect's equivalent) for new sends until the backlog drains (bounded memory).
     max_pending_events_per_bot: int = 100_000
@@ -950,6 +954,8 @@ def _check_maap(maap: MaapConfig) -> Iterator[_Problem]:
     if maap.delivery_timeout_s < 0:
         yield "maap.delivery_timeout_s", "expected >= 0"
     yield from _positive("maap.max_cached_messages", maap.max_cached_messages)
+    if maap.trace_url and not maap.trace_url.startswith(("http://", "https://")):
+        yield "maap.trace_url", f"expected an http(s) URL or \"\", got {maap.trace_url!r}"
     yield from _positive("maap.max_pending_events_per_bot", maap.max_pending_events_per_bot)
     for key in ("capability_ttl_s", "fanout_concurrency", "center_attempts"):
         yield from _positive(f"maap.{key}", getattr(maap, key))

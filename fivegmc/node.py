@@ -19,6 +19,7 @@ from .center.node import Listener, SipNode
 from .center.sms_fallback import P2pSmsFallback
 from .config import Profile
 from .maap.server import MaapNode
+from .maap.trace_sink import TraceSink
 from .obs.admin import AdminServer
 from .obs.cdr import CdrWriter
 from .obs.logging import make_logger
@@ -62,8 +63,12 @@ class Node:
             add_admin_routes(self.admin.app, self.center, self._store)
         # The MaaP (issue 4): a separate element that reaches the 5GMC over SIP/TCP.
         self.maap: MaapNode | None = None
+        self.trace_sink: TraceSink | None = None  # its trace events, when the 5GMC is apart
         if self.profile.runs("maap"):
             note_event = self.center.note_event if self.center is not None else None
+            if note_event is None and self.profile.maap.trace_url:
+                self.trace_sink = TraceSink(self.profile.maap.trace_url, log=self.log)
+                note_event = self.trace_sink.note_event
             cdrs: Any = self.cdrs  # a CdrRecorder is a maap.fallback.CdrSink (structural)
             self.maap = MaapNode(self.profile, self.log, self.registry,
                                  note_event=note_event, cdrs=cdrs)
@@ -161,6 +166,8 @@ class Node:
                 tg.create_task(self.smsc.run())
             if self.maap is not None:
                 tg.create_task(self.maap.run(self._maap_center(), self._maap_smsc()))
+            if self.trace_sink is not None:
+                tg.create_task(self.trace_sink.run())
 
     def _maap_center(self) -> tuple[str, int]:
         """The 5GMC the MaaP sends through: ``maap.center`` (``host:port`` or a SIP URI), or

@@ -114,7 +114,24 @@ def add_routes(app: web.Application, sip: SipNode, store: Store) -> None:
     app.router.add_get("/admin/v1/registrations", registrations)
     app.router.add_get("/admin/v1/registrations/{number}", registration)
     app.router.add_get("/admin/v1/capabilities/{number}", capabilities)
+    async def message_event(request: web.Request) -> web.Response:
+        """Add a step taken outside this process (a MaaP running apart: revoke, SMS fallback)
+        to a message's trace: JSON ``{"event": "...", "detail": "..."}``."""
+        try:
+            doc = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "body is not JSON")
+        event = doc.get("event") if isinstance(doc, dict) else None
+        detail = doc.get("detail", "") if isinstance(doc, dict) else None
+        if not isinstance(event, str) or not 0 < len(event) <= 64 or not isinstance(
+                detail, str) or len(detail) > 1000:
+            return _error(400, "expected {\"event\": 1-64 characters, \"detail\": "
+                               "at most 1000 characters}")
+        sip.note_event(request.match_info["id"], event, detail)
+        return web.Response(status=204)
+
     app.router.add_get("/admin/v1/messages/{id}", message)
+    app.router.add_post("/admin/v1/messages/{id}/events", message_event)
 
 
 def _iso(t: float) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,8 @@ def start_pair(tmp: Path, csp_url: str) -> tuple[SipNode, SipNode, dict[str, int
         f"maap.port={maap_http}", f"maap.sip_port={maap_sip}",
         f'maap.center="sip:127.0.0.1:{center.sip_port};transport=tcp"',
         f"maap.sms.port={smsc}", "maap.webhook_retry_initial_s=0.05",
-        "maap.webhook_retry_max_s=0.4", *hooks])
+        "maap.webhook_retry_max_s=0.4", f'maap.trace_url="http://127.0.0.1:{center.admin_port}"',
+        *hooks])
     maap.name = "fivegmc-maap"
     center.start()
     try:
@@ -82,6 +84,24 @@ def gsma_event(kind: str, status: str | None = None) -> Any:
         return bool(event.get("event") == kind and (
             status is None or event.get("RCSMessage", {}).get("status") == status))
     return pred
+
+
+async def ct_token(http: aiohttp.ClientSession, base: str) -> str:
+    async with http.post(f"{base}/bot/v1/106598858810000001/accessToken",
+                         json={"appId": "ct-lab-app", "appKey": "lab-appkey-ct"}) as r:
+        return str((await r.json())["accessToken"])
+
+
+async def ct_send(http: aiohttp.ClientSession, base: str, tok: str, number: str) -> str:
+    body = {"messageId": "split-sms-1", "destinationAddress": [f"tel:{number}"],
+            "senderAddress": "sip:106598858810000001@botplatform.rcs.vnet.cn",
+            "messageList": [{"contentType": "text/plain", "contentText": "5G hello"}],
+            "smsSupported": True, "smsContent": "SMS hello"}
+    async with http.post(f"{base}/bot/v1/106598858810000001/messages", json=body,
+                         headers={"Authorization": f"accessToken {tok}"}) as r:
+        answer = await r.json()
+        assert answer["errorCode"] == 0, answer
+        return str(answer["messageId"])
 
 
 async def test_api_to_ue_and_back_across_two_processes(tmp_path: Path) -> None:
@@ -127,6 +147,22 @@ async def test_api_to_ue_and_back_across_two_processes(tmp_path: Path) -> None:
             state = admin_json(maap.admin_port or 0,
                                "/admin/v1/chatbots/labbot/messages/split-1")
             assert state["recipients"][0]["status"] == "delivered"
+            # SMS fallback across the processes: the MaaP's steps join the 5GMC's trace
+            async with aiohttp.ClientSession() as http:
+                ct_tok = await ct_token(http, base)
+                mid = await ct_send(http, base, ct_tok, "+8613900000005")
+            trace: Any = {}
+            names: list[str] = []
+            for _ in range(100):
+                try:
+                    trace = admin_json(center.admin_port or 0, f"/admin/v1/messages/{mid}")
+                except urllib.error.HTTPError:  # 404 until the first step arrives
+                    trace = {}
+                names = [e["event"] for e in trace.get("trace", [])]
+                if "dlr" in names:
+                    break
+                await asyncio.sleep(0.1)
+            assert names[:2] == ["fallback-sms", "submit_sm"] and "dlr" in names, trace
             assert maap.alive() and center.alive()
         finally:
             rc_maap, rc_center = maap.stop(), center.stop()

@@ -151,3 +151,19 @@ async def test_malformed_imdn_xml_is_400_relayed_or_stored(node: Node, ue_factor
     assert resp.status == 400 and resp.reason.startswith("Bad Request (IMDN:")
     await asyncio.sleep(0.1)
     assert b.received == []
+
+
+async def test_admin_accepts_trace_events_from_a_maap_apart(node: Node) -> None:
+    """POST /admin/v1/messages/{id}/events: how a MaaP in another process adds its steps."""
+    host, port = node.admin.address
+    url = f"http://{host}:{port}/admin/v1/messages/from-apart/events"
+    async with aiohttp.ClientSession() as http:
+        for bad in (b"not json", b'{"event": ""}', b'{"event": 5}', b"[1]",
+                    b'{"event": "x", "detail": ' + b'"' + b"d" * 1001 + b'"}'):
+            async with http.post(url, data=bad,
+                                 headers={"Content-Type": "application/json"}) as r:
+                assert r.status == 400 and "error" in await r.json()
+        async with http.post(url, json={"event": "fallback-sms", "detail": "SMS-only"}) as r:
+            assert r.status == 204
+    status, doc = await get_trace(node, "from-apart")
+    assert status == 200 and [e["event"] for e in doc["trace"]] == ["fallback-sms"]
