@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
 from aiohttp import web
 
+from fivegmc.http import HttpClient
 from fivegmc.maap.model import Notification
 from fivegmc.maap.webhooks import WebhookQueue
 
@@ -61,8 +61,8 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = None if args.memory else Path(tmp) / "webhooks.db"
 
-        def session() -> aiohttp.ClientSession:
-            return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.concurrency))
+        def session() -> HttpClient:
+            return HttpClient(max_connections_per_origin=args.concurrency)
 
         q = WebhookQueue(db, session, concurrency=args.concurrency)
         await q.open()

@@ -388,6 +388,11 @@ class CtcuSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     token_calls_per_day: int = 2000
     #: Media URLs in sends must have been uploaded to this MaaP (§10 "Send"); else 40007.
     require_uploaded_media: bool = True
+    #: Status reports per ``deliveryNotification`` push (its body is the list
+    #: ``deliveryInfoList[]``): statuses ready for the same chatbot at one moment are merged, up
+    #: to this many per POST, each user's still in order. 1 = one status per push (as seen
+    #: from the operators); raise it for high-volume campaigns (docs/maap-ctcu.md).
+    status_batch: int = 1
 
 
 class CmccSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -963,6 +968,8 @@ def _check_maap(maap: MaapConfig) -> Iterator[_Problem]:
         yield "maap.shutdown_grace_s", "expected >= 0"
     yield from _positive("maap.ctcu.temp_media_days", maap.ctcu.temp_media_days)
     yield from _positive("maap.ctcu.token_calls_per_day", maap.ctcu.token_calls_per_day)
+    if not 1 <= maap.ctcu.status_batch <= 1000:
+        yield "maap.ctcu.status_batch", "expected 1 to 1000"
     yield from _check_esme("maap.sms", maap.sms)
     seen_ids: set[str] = set()
     seen_uris: set[str] = set()

@@ -82,7 +82,8 @@ class CtcuDialect:
         #: ``perm`` files live ``maap.file_ttl_s``.
         self.temp_ttl_s = cfg.temp_media_days * 86400.0 if temp_ttl_s is None else temp_ttl_s
         self.push = push or w.PushOptions(sort_signature=cfg.signature_order == "sorted",
-                                          content_type=cfg.push_content_type)
+                                          content_type=cfg.push_content_type,
+                                          status_batch=cfg.status_batch)
         #: media URLs in sends must have been uploaded here (§10 "Send"); else 40007
         self.require_uploaded_media = (cfg.require_uploaded_media
                                        if require_uploaded_media is None

@@ -648,6 +648,8 @@ class PushOptions:
     #: Content-Type of the pushes; the real platform is seen to say ``multipart/form-data``
     #: while sending JSON (a quirk CSPs must survive): set that here to reproduce it
     content_type: str = "application/json"
+    #: most ``deliveryInfoList`` entries merged into one status push (1: one per push)
+    status_batch: int = 1
 
 
 def render_event(bot: ChatbotConfig, event: Event, *, now: float, nonce: str,
@@ -684,7 +686,8 @@ def render_event(bot: ChatbotConfig, event: Event, *, now: float, nonce: str,
             info["clientCorrelator"] = event.client_correlator
         return Notification(f"{base}/deliveryNotification/{_bot_segment(bot)}/status",
                             _json({"deliveryInfoList": [info]}), options.content_type, key,
-                            headers)
+                            headers, batch="deliveryInfoList",
+                            batch_max=options.status_batch)
     if isinstance(event, InboundEvent):
         if media_type(event.payload.content_type) == SPAM_REPORT:
             spam = _spam_report(event.payload)

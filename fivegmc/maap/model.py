@@ -262,3 +262,8 @@ class Notification:
     content_type: str
     ordering_key: str
     headers: tuple[tuple[str, str], ...] = field(default=())
+    #: Non-empty: the body is a JSON object holding one list under this name (CT/CU
+    #: ``deliveryInfoList``), and up to ``batch_max`` such events for the same URL may be
+    #: merged into one POST (the webhook queue keeps each ordering key's order).
+    batch: str = ""
+    batch_max: int = 1

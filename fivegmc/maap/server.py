@@ -13,10 +13,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from ..config import ChatbotConfig, Profile
+from ..http import HttpClient
 from .api import Dialect, MaapApi
 from .cmcc import CmccDialect
 from .core import MaapCore
@@ -70,7 +70,7 @@ class MaapNode:
         self.files = FileStore(data / "files", cfg.public_url or "", cfg.max_file_bytes,
                                cfg.file_ttl_s, root=cfg.server_root,
                                on_expired=self._file_expired)
-        self.webhooks = WebhookQueue(data / "webhooks.db", aiohttp.ClientSession,
+        self.webhooks = WebhookQueue(data / "webhooks.db", HttpClient,
                                      retry_initial_s=cfg.webhook_retry_initial_s,
                                      retry_max_s=cfg.webhook_retry_max_s,
                                      timeout_s=cfg.webhook_timeout_s, log=log)

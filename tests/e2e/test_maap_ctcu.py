@@ -288,3 +288,38 @@ async def test_ctcu_notify_url_verification_gates_sends() -> None:
         tok = await token(net)
         status, resp = await post(net, tok, "messages", {**body, "messageId": "v2"})
         assert (status, resp["errorCode"]) == (200, 0), resp
+
+
+async def test_ctcu_status_batch_merges_reports_each_once_in_order_per_user() -> None:
+    """``[maap.ctcu] status_batch``: reports for many users share deliveryInfoList pushes (the
+    CSP failing three times first); each user's sent → delivered arrives once, in order."""
+    async with maap_network("maap.ctcu.status_batch=50") as net:
+        ues = [await net.ue(f"+86138000003{i:02d}") for i in range(20)]
+        tok = await token(net)
+        net.csp.fail_next(3)
+        mid = await send(net, tok, send_body([ue.number for ue in ues], [
+            {"contentType": "text/plain", "contentEncoding": "utf8", "contentText": "batch"}],
+            reportRequest=["sent", "delivered"]))
+        for ue in ues:
+            _, cpim = await ue.next_message()
+            assert cpim.message_id == mid
+            assert (await ue.imdn(CT_URI, mid, "delivered")).status == 200
+        want = 2 * len(ues)
+
+        def count() -> int:
+            return sum(len(statuses(r)) for r in net.csp.requests
+                       if pushes("deliveryNotification")(r))
+
+        async with asyncio.timeout(10):
+            while count() < want:
+                await asyncio.sleep(0.02)
+        got = [r for r in net.csp.requests
+               if pushes("deliveryNotification")(r)]
+        per_user: dict[str, list[str]] = {}
+        for r in got:
+            check_signature(r)
+            for info in json.loads(r.body)["deliveryInfoList"]:
+                assert info["messageId"] == mid
+                per_user.setdefault(info["senderAddress"], []).append(info["status"])
+        assert per_user == {f"tel:{ue.number}": ["sent", "delivered"] for ue in ues}
+        assert len(got) < want  # merged: fewer pushes than reports

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 import pytest
 from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fivegmc.http import HttpClient, Response
 from fivegmc.maap.model import Notification
 from fivegmc.maap.webhooks import WebhookQueue
 
@@ -94,7 +94,7 @@ def note(url: str, key: str, n: int, **extra: str) -> Notification:
 
 def queue(db: Path | None, **kw: float | int) -> WebhookQueue:
     opts: dict[str, float | int] = {**FAST, **kw}
-    return WebhookQueue(db, aiohttp.ClientSession, **opts)  # type: ignore[arg-type]
+    return WebhookQueue(db, HttpClient, **opts)  # type: ignore[arg-type]
 
 
 def free_port() -> int:
@@ -248,13 +248,13 @@ async def test_bad_url_is_kept_and_retried_not_lost() -> None:
 
 
 def test_backoff_doubles_and_is_capped() -> None:
-    q = WebhookQueue(None, aiohttp.ClientSession, retry_initial_s=1.0, retry_max_s=10.0)
+    q = WebhookQueue(None, HttpClient, retry_initial_s=1.0, retry_max_s=10.0)
     delays = [q._backoff(n) for n in range(1, 8)]
     for n, d in enumerate(delays[:4], start=1):
         assert 0.9 * 2 ** (n - 1) <= d <= 1.1 * 2 ** (n - 1)
     assert all(d <= 10.0 for d in delays) and delays[-1] >= 9.0
     with pytest.raises(ValueError):
-        WebhookQueue(None, aiohttp.ClientSession, retry_initial_s=2.0, retry_max_s=1.0)
+        WebhookQueue(None, HttpClient, retry_initial_s=2.0, retry_max_s=1.0)
 
 
 async def test_enqueue_after_close_is_refused(tmp_path: Path) -> None:
@@ -267,21 +267,6 @@ async def test_enqueue_after_close_is_refused(tmp_path: Path) -> None:
         await q.enqueue("bot", note("http://127.0.0.1:9/", "k", 0))
 
 
-class _FakeResponse:
-    def __init__(self, status: int) -> None:
-        self.status = status
-        self.content = self
-
-    async def read(self, n: int = -1) -> bytes:
-        return b"no"
-
-    async def __aenter__(self) -> _FakeResponse:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
 class _FakeSession:
     """Answers from a per-event script: how many failures before a 200 (no sockets, so
     hypothesis can run many schedules)."""
@@ -289,14 +274,15 @@ class _FakeSession:
     def __init__(self, fails: dict[int, int], got: list[tuple[str, int]]) -> None:
         self.fails, self.got = fails, got
 
-    def post(self, url: str, *, data: bytes, **kw: object) -> _FakeResponse:
-        body = json.loads(data)
-        n = body["n"]
+    async def post(self, url: str, body: bytes, headers: object = (),
+                   timeout_s: float = 5.0) -> Response:
+        doc = json.loads(body)
+        n = doc["n"]
         if self.fails.get(n, 0) > 0:
             self.fails[n] -= 1
-            return _FakeResponse(503)
-        self.got.append((body["key"], n))
-        return _FakeResponse(204)
+            return Response(503, "Service Unavailable", (), b"no", True)
+        self.got.append((doc["key"], n))
+        return Response(204, "No Content", (), b"", True)
 
     async def close(self) -> None:
         return None
@@ -311,7 +297,7 @@ def test_any_failure_schedule_delivers_each_once_in_order_per_key(
     async def scenario() -> list[tuple[str, int]]:
         got: list[tuple[str, int]] = []
         fails = {n: f for n, (_, f) in enumerate(events)}
-        q = WebhookQueue(None, lambda: _FakeSession(fails, got),  # type: ignore[arg-type,return-value]
+        q = WebhookQueue(None, lambda: _FakeSession(fails, got),
                          retry_initial_s=0.001, retry_max_s=0.004, concurrency=concurrency)
         async with running(q):
             for n, (key, _) in enumerate(events):
