@@ -1,27 +1,31 @@
 """MaaP benchmark: chatbot API → 5GMC → UE.
 
 Default (one process): this process runs a lab Node (5GMC + MaaP + SMSC stub, memory store, no
-CDRs), a webhook sink that answers every CSP notification 200, and simulated UEs: many
-registrations whose Contacts point at a few UDP sockets in this process, each answering every
-MESSAGE 200 at once and noting when it came.
+CDRs), a webhook sink that answers every CSP notification 200 and counts the status reports in
+them, and simulated UEs: many registrations whose Contacts point at a few UDP sockets in this
+process, each answering every MESSAGE 200 at once, noting when it came, and — like a real UE —
+sending the chatbot a delivered IMDN when the message asks for one (``--no-imdn``: not).
 
 ``--split``: the network runs as two ``fivegmc run`` processes (``[node] elements``): the 5GMC +
 SMSC stub, and the MaaP alone (SIP/TCP between them, profiles/split-*.toml wiring with ephemeral
-ports); this process is only the load generator (HTTP client, simulated UEs, webhook sink).
-The CPU seconds each process spent in each phase are printed too.
+ports); this process is only the load generator (HTTP client — the lean ``fivegmc.http`` one —,
+simulated UEs, webhook sink). The CPU seconds each process spent in each phase are printed too.
 
 1. Throughput: GSMA API sends (``POST /bot/v1/labbot/messages``, one user each, OAuth2 bearer
    token) offered at ``--rate`` for ``--duration`` seconds over ``--users`` registered UEs.
-   Prints offered and achieved rate, errors, and latency percentiles from the API request to
-   the UE's receipt of the MESSAGE (the request time, so the API's own latency is included).
+   Prints offered and achieved rate, errors, latency percentiles from the API request to the
+   UE's receipt of the MESSAGE (the request time, so the API's own latency is included), and
+   when the last ``delivered`` report reached the CSP.
 2. Campaign: one send to ``--campaign`` registered users (the profile's
    ``maap.max_destinations`` raised to fit): in one process a direct ``MaapCore.send``; with
    ``--split`` (or ``--campaign-api``) one China Telecom ``POST messages`` with every number in
-   ``destinationAddress``. Time until every UE has it and until every recipient's state is past
-   ``accepted`` (SENT: the 5GMC's 200 came back).
+   ``destinationAddress`` and ``reportRequest`` sent + delivered. Time until every UE has it and
+   until the CSP has every recipient's ``delivered`` report; ``--status-batch N`` sets
+   ``[maap.ctcu] status_batch`` (reports per ``deliveryInfoList`` push).
 
     .venv/bin/python bench/maap_bench.py --rate 5000 --duration 5 --users 2000 --campaign 100000
     .venv/bin/python bench/maap_bench.py --split --rate 5000 --duration 5 --campaign 100000
+    .venv/bin/python bench/maap_bench.py --split --rate 0 --campaign 100000 --status-batch 100
 
 Bounded: each phase stops after its duration plus a drain timeout.
 """
@@ -32,6 +36,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import statistics
 import sys
@@ -53,6 +58,8 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 import peers  # noqa: E402  (tests/e2e/peers.py: subprocess nodes, shared with the tests)
 
 from fivegmc.config import Profile, load_profile  # noqa: E402
+from fivegmc.cpim import build_imdn_report_cpim  # noqa: E402
+from fivegmc.http import HttpClient, HttpError  # noqa: E402
 from fivegmc.maap.core import MaapCore  # noqa: E402
 from fivegmc.maap.model import Outbound, Payload, Status  # noqa: E402
 from fivegmc.net.loop import loop_factory, tune_gc  # noqa: E402
@@ -80,6 +87,9 @@ class Ues:
     _transports: list[asyncio.DatagramTransport] = field(default_factory=list)
     _ports: list[int] = field(default_factory=list)
     track: bool = True
+    #: answer a MESSAGE asking positive-delivery with a delivered IMDN (as a real UE does)
+    imdn: bool = True
+    imdns_sent: int = 0
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -114,12 +124,35 @@ class Ues:
         transport.sendto(reply, self.node)
         if lines[0].startswith(b"MESSAGE"):
             self.count += 1
-            if self.track:
-                i = body.find(b"imdn.Message-ID: ")
-                user = lines[0].split(b"sip:", 1)[1].split(b"@", 1)[0]
-                if i >= 0:
-                    mid = body[i + 17: body.index(b"\r\n", i)]
-                    self.received[(mid + b"#" + user).decode()] = now
+            user = lines[0].split(b"sip:", 1)[1].split(b"@", 1)[0]
+            i = body.find(b"imdn.Message-ID: ")
+            mid = body[i + 17: body.index(b"\r\n", i)] if i >= 0 else b""
+            if self.track and mid:
+                self.received[(mid + b"#" + user).decode()] = now
+            if self.imdn and mid and b"positive-delivery" in body:
+                frm = next((ln for ln in lines if ln[:5] == b"From:"), b"")
+                bot = frm[frm.find(b"<") + 1: frm.find(b">")].decode()
+                self._delivered(transport, user.decode(), bot, body, mid.decode())
+
+    def _delivered(self, transport: asyncio.DatagramTransport, user: str, bot: str,
+                   body: bytes, mid: str) -> None:
+        """A delivered IMDN (RFC 5438 §7.1.1) for ``mid`` from ``user`` to the chatbot."""
+        i = body.find(b"DateTime: ")
+        original = body[i + 10: body.index(b"\r\n", i)].decode() if i >= 0 else ""
+        self.imdns_sent += 1
+        n = self.imdns_sent
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        me = f"sip:{user}@{DOMAIN}"
+        cpim = build_imdn_report_cpim(from_=me, to=bot, message_id=f"d{n}-{mid}", datetime=now,
+                                      original_message_id=mid, original_datetime=original or now,
+                                      kind="delivery", status="delivered")
+        port = transport.get_extra_info("sockname")[1]
+        head = (f"MESSAGE {bot} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKd{n}x{user};rport\r\n"
+                f"Max-Forwards: 70\r\nFrom: <{me}>;tag=d{n}\r\nTo: <{bot}>\r\n"
+                f"Call-ID: d{n}-{user}\r\nCSeq: 1 MESSAGE\r\n"
+                f"Content-Type: message/cpim\r\nContent-Length: {len(cpim)}\r\n\r\n")
+        transport.sendto(head.encode() + cpim, self.node)
 
     async def register(self, numbers: list[str], window: int = 400) -> None:
         """REGISTER every number (Contact on one of the sockets), retrying the unanswered."""
@@ -152,12 +185,36 @@ class Ues:
             t.close()
 
 
-async def sink() -> tuple[web.AppRunner, str, list[int]]:
-    hits = [0]
+@dataclass
+class Sink:
+    """What the CSP's webhook receiver got: POSTs, and status reports by token (CT/CU
+    ``deliveryInfoList`` entries, GSMA ``messageStatus`` events)."""
+
+    posts: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    last: dict[str, float] = field(default_factory=dict)  # token -> when the latest came
+
+    def note(self, body: bytes) -> None:
+        now = time.perf_counter()
+        doc = json.loads(body)
+        infos = doc.get("deliveryInfoList")
+        if infos is None:  # GSMA: {"event": "messageStatus", "RCSMessage": {"status": …}}
+            status = (doc.get("RCSMessage") or {}).get("status")
+            infos = [{"status": status}] if doc.get("event") == "messageStatus" else []
+        for info in infos:
+            token = str(info.get("status"))
+            self.statuses[token] = self.statuses.get(token, 0) + 1
+            self.last[token] = now
+
+
+async def sink() -> tuple[web.AppRunner, str, Sink]:
+    got = Sink()
 
     async def ok(request: web.Request) -> web.Response:
-        await request.read()
-        hits[0] += 1
+        body = await request.read()
+        got.posts += 1
+        if b"status" in body:
+            got.note(body)
         return web.json_response({})
 
     app = web.Application()
@@ -168,7 +225,7 @@ async def sink() -> tuple[web.AppRunner, str, list[int]]:
     await site.start()
     sockets = getattr(site._server, "sockets", None) or []
     port = sockets[0].getsockname()[1]
-    return runner, f"http://127.0.0.1:{port}", hits
+    return runner, f"http://127.0.0.1:{port}", got
 
 
 def pct(values: list[float], p: float) -> float:
@@ -202,17 +259,21 @@ def cpu_delta(before: dict[str, float], after: dict[str, float], wall: float) ->
 
 
 async def throughput(target: Target, ues: Ues, users: int, rate: float,
-                     duration: float) -> None:
+                     duration: float, sink_got: Sink) -> None:
     base = target.base
     bot = next(b for b in target.profile.maap.chatbots if b.id == "labbot")
     basic = base64.b64encode(f"{bot.app_id}:{bot.secret}".encode()).decode()
-    conn = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(connector=conn) as http:
-        async with http.post(f"{base}/oauth2/v1/token",
-                             data={"grant_type": "client_credentials", "scope": "botmessage"},
-                             headers={"Authorization": f"Basic {basic}"}) as resp:
-            token = (await resp.json())["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{base}/oauth2/v1/token",
+            data={"grant_type": "client_credentials", "scope": "botmessage"},
+            headers={"Authorization": f"Basic {basic}"}) as resp:
+        token = (await resp.json())["access_token"]
+    # the load generator's own HTTP client is the lean one (fivegmc.http): ≈ 1/3 of aiohttp's
+    # CPU per request, so more of the 2 cores are left to the network under test
+    http = HttpClient(max_connections_per_origin=256)
+    url = f"{base}/bot/v1/labbot/messages"
+    auth = (("Authorization", f"Bearer {token}"), ("Content-Type", "application/json"))
+    try:
         sent_at: dict[str, float] = {}
         errors: dict[str, int] = {}
         total = int(rate * duration)
@@ -223,20 +284,19 @@ async def throughput(target: Target, ues: Ues, users: int, rate: float,
             user = number(i % users)
             key = f"{mid}#{user}"
             sent_at[key] = time.perf_counter()
-            body = {"RCSMessage": {"msgId": mid, "textMessage": f"bench {i}"},
-                    "messageContact": {"userContact": user}}
+            body = json.dumps({"RCSMessage": {"msgId": mid, "textMessage": f"bench {i}"},
+                               "messageContact": {"userContact": user}}).encode()
             try:
-                async with http.post(f"{base}/bot/v1/labbot/messages", json=body,
-                                     headers=auth) as resp:
-                    await resp.read()
-                    if resp.status >= 300:
-                        errors[str(resp.status)] = errors.get(str(resp.status), 0) + 1
-                        sent_at.pop(key, None)
-            except aiohttp.ClientError as exc:
+                resp = await http.post(url, body, auth, timeout_s=30)
+                if resp.status >= 300:
+                    errors[str(resp.status)] = errors.get(str(resp.status), 0) + 1
+                    sent_at.pop(key, None)
+            except (HttpError, OSError) as exc:
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
                 sent_at.pop(key, None)
 
         cpu0 = target.cpu()
+        delivered0 = sink_got.statuses.get("delivered", 0)
         start = time.perf_counter()
         for i in range(total):
             due = start + i / rate
@@ -254,18 +314,28 @@ async def throughput(target: Target, ues: Ues, users: int, rate: float,
         deadline = time.perf_counter() + 15
         while time.perf_counter() < deadline and not set(sent_at) <= set(ues.received):
             await asyncio.sleep(0.05)
+        while (ues.imdn and time.perf_counter() < deadline
+               and sink_got.statuses.get("delivered", 0) - delivered0 < len(sent_at)):
+            await asyncio.sleep(0.05)
+        reported = sink_got.statuses.get("delivered", 0) - delivered0
         got = [ues.received[k] - t for k, t in sent_at.items() if k in ues.received]
         last = max((ues.received[k] for k in sent_at if k in ues.received), default=start)
         print(f"throughput ({target.mode}): offered {total} at {total / offered_s:.0f}/s "
               f"({rate:.0f}/s asked), {len(got)} received by UEs in {last - start:.2f} s "
               f"→ achieved {len(got) / (last - start):.0f} msgs/s; "
               f"lost {len(sent_at) - len(got)}; API errors {errors or 0}")
+        if ues.imdn:
+            at = sink_got.last.get("delivered", start) - start
+            print(f"  'delivered' reports at the CSP: {reported} of {len(sent_at)}, the last "
+                  f"{at:.2f} s after the first send → {reported / max(at, 1e-9):.0f}/s")
         if got:
             ms = [g * 1000 for g in got]
             print(f"  API request → UE receipt ms: p50 {pct(ms, 50):.1f}  p90 {pct(ms, 90):.1f}"
                   f"  p99 {pct(ms, 99):.1f}  max {max(ms):.1f}  mean {statistics.mean(ms):.1f}")
         if cpu0:
             print(cpu_delta(cpu0, target.cpu(), time.perf_counter() - start))
+    finally:
+        await http.close()
 
 
 async def campaign_api(target: Target, numbers: tuple[str, ...]) -> tuple[str, str, int]:
@@ -306,9 +376,10 @@ async def recipient_states(target: Target, bot_id: str, mid: str) -> dict[str, i
     return states
 
 
-async def campaign(target: Target, ues: Ues, size: int, via_api: bool) -> None:
+async def campaign(target: Target, ues: Ues, size: int, via_api: bool, got: Sink) -> None:
     ues.track = False
     before = ues.count
+    delivered0 = got.statuses.get("delivered", 0)
     numbers = tuple(number(i) for i in range(size))
     cpu0 = target.cpu()
     start = time.perf_counter()
@@ -322,27 +393,29 @@ async def campaign(target: Target, ues: Ues, size: int, via_api: bool) -> None:
         accepted_n = sum(1 for _, s, _ in result.recipients if s is Status.ACCEPTED)
         how = "one MaapCore.send"
     accepted = time.perf_counter() - start
-    all_received = all_sent = None
-    states: dict[str, int] = {}
-    deadline = start + 120
+    all_received = all_reported = None
+    want_reports = ues.imdn
+    deadline = start + 150
     while time.perf_counter() < deadline:
         now = time.perf_counter()
         if all_received is None and ues.count - before >= size:
             all_received = now - start
-        if all_sent is None and all_received is not None:
-            states = await recipient_states(target, bot_id, mid)
-            if sum(states.values()) == size and not states.get(Status.ACCEPTED.value):
-                all_sent = time.perf_counter() - start
-        if all_received is not None and all_sent is not None:
+        if (all_reported is None and want_reports
+                and got.statuses.get("delivered", 0) - delivered0 >= size):
+            all_reported = got.last["delivered"] - start
+        if all_received is not None and (all_reported is not None or not want_reports):
             break
-        await asyncio.sleep(0.02 if all_received is None else 0.5)
+        await asyncio.sleep(0.02)
     wall = time.perf_counter() - start
+    await asyncio.sleep(1.0)  # the last reports (and the MaaP's state writes) settle
     states = await recipient_states(target, bot_id, mid)
     print(f"campaign ({target.mode}, {how}): {size} recipients accepted in {accepted:.2f} s "
           f"({accepted_n} accepted); all at the UEs after "
-          f"{all_received if all_received is None else round(all_received, 2)}"
-          f" s; every state past accepted after "
-          f"{all_sent if all_sent is None else round(all_sent, 2)} s; states {states}")
+          f"{all_received if all_received is None else round(all_received, 2)} s; "
+          + (f"every 'delivered' report at the CSP after "
+             f"{all_reported if all_reported is None else round(all_reported, 2)} s "
+             f"({ues.imdns_sent} delivered IMDNs sent by the UEs); " if want_reports else "")
+          + f"recipient states {states}")
     if cpu0:
         print(cpu_delta(cpu0, target.cpu(), wall))
 
@@ -353,6 +426,7 @@ def overrides(args: argparse.Namespace, data: str, sink_url: str) -> list[str]:
         "store.kind=memory", "cdr.enabled=false", "log.level=WARNING",
         "registrar.max_expires=7200", f"maap.max_destinations={max(args.campaign, 10000)}",
         f"maap.max_body_bytes={max(256000, 40 * args.campaign)}",
+        f"maap.ctcu.status_batch={args.status_batch}",
     ]
     lab = load_profile(None)
     sets += [f"maap.chatbots[{i}].rate_limit_per_s=1000000" for i in range(len(lab.maap.chatbots))]
@@ -419,23 +493,24 @@ async def split(args: argparse.Namespace, data: str, sink_url: str) -> AsyncIter
 
 
 async def main(args: argparse.Namespace) -> None:
-    runner, sink_url, hits = await sink()
+    runner, sink_url, got = await sink()
     with tempfile.TemporaryDirectory(prefix="maap-bench-") as data:
         network = split if args.split else in_process
         async with network(args, data, sink_url) as target:
             tune_gc()
-            ues = Ues(target.udp, sockets=args.sockets)
+            ues = Ues(target.udp, sockets=args.sockets, imdn=not args.no_imdn)
             await ues.start()
             t = time.perf_counter()
             await ues.register([number(i) for i in range(max(args.users, args.campaign))])
             print(f"registered {len(ues.registered)} UEs in {time.perf_counter() - t:.1f} s "
                   f"on {args.sockets} UDP sockets; {target.mode}")
             if args.rate > 0:
-                await throughput(target, ues, args.users, args.rate, args.duration)
+                await throughput(target, ues, args.users, args.rate, args.duration, got)
             if args.campaign:
-                await campaign(target, ues, args.campaign, args.campaign_api)
+                await campaign(target, ues, args.campaign, args.campaign_api, got)
             await asyncio.sleep(0.5)
-            print(f"webhook POSTs received by the sink: {hits[0]}")
+            print(f"webhook POSTs received by the sink: {got.posts}; status reports "
+                  f"{dict(sorted(got.statuses.items()))}")
             ues.close()
     await runner.cleanup()
 
@@ -450,6 +525,10 @@ if __name__ == "__main__":
     parser.add_argument("--sockets", type=int, default=4, help="UDP sockets for the UEs")
     parser.add_argument("--split", action="store_true",
                         help="run the 5GMC+SMSC and the MaaP as two fivegmc run processes")
+    parser.add_argument("--no-imdn", action="store_true",
+                        help="UEs do not answer delivered IMDNs (by default they do, when asked)")
+    parser.add_argument("--status-batch", type=int, default=1,
+                        help="maap.ctcu.status_batch: status reports per CT/CU push")
     parser.add_argument("--campaign-api", action="store_true",
                         help="send the campaign through the CT/CU API in one process too")
     factory, _ = loop_factory()
