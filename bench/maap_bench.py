@@ -250,11 +250,13 @@ class Target:
     mode: str = "one process"
 
 
-def cpu_delta(before: dict[str, float], after: dict[str, float], wall: float) -> str:
+def cpu_delta(before: dict[str, float], after: dict[str, float], wall: float,
+              messages: int) -> str:
+    """CPU each process spent: seconds, share of one core, and µs per message delivered."""
     if not before:
         return ""
-    parts = [f"{k} {after[k] - before[k]:.1f} s ({(after[k] - before[k]) / wall:.0%})"
-             for k in before]
+    parts = [f"{k} {after[k] - before[k]:.1f} s ({(after[k] - before[k]) / wall:.0%}, "
+             f"{(after[k] - before[k]) / max(messages, 1) * 1e6:.0f} µs/msg)" for k in before]
     return "  CPU over the phase: " + ", ".join(parts)
 
 
@@ -333,7 +335,7 @@ async def throughput(target: Target, ues: Ues, users: int, rate: float,
             print(f"  API request → UE receipt ms: p50 {pct(ms, 50):.1f}  p90 {pct(ms, 90):.1f}"
                   f"  p99 {pct(ms, 99):.1f}  max {max(ms):.1f}  mean {statistics.mean(ms):.1f}")
         if cpu0:
-            print(cpu_delta(cpu0, target.cpu(), time.perf_counter() - start))
+            print(cpu_delta(cpu0, target.cpu(), time.perf_counter() - start, len(got)))
     finally:
         await http.close()
 
@@ -417,7 +419,7 @@ async def campaign(target: Target, ues: Ues, size: int, via_api: bool, got: Sink
              f"({ues.imdns_sent} delivered IMDNs sent by the UEs); " if want_reports else "")
           + f"recipient states {states}")
     if cpu0:
-        print(cpu_delta(cpu0, target.cpu(), wall))
+        print(cpu_delta(cpu0, target.cpu(), wall, size))
 
 
 def overrides(args: argparse.Namespace, data: str, sink_url: str) -> list[str]:
