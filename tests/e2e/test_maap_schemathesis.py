@@ -17,6 +17,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -89,8 +90,12 @@ async def _ctcu(net: MaapNet, root: str) -> str:
         body = await r.json()
         assert body.get("errorCode") == 0, body
     auth = {"Authorization": f"accessToken {body['accessToken']}"}
-    return _operation(rf"^{root}/bot/v1/\{{chatbotId\}}/(?!accessToken)", auth,
-                      {"path.chatbotId": bot.id})
+    # its send is also documented under the GSMA dialect's shared {botId} template (one path
+    # per hierarchy, OpenAPI 3.0): its own plain paths get its credentials here
+    own = "|".join(re.escape(seg) for seg in (bot.id, bot.uri))
+    return (_operation(rf"^{root}/bot/v1/\{{chatbotId\}}/(?!accessToken)", auth,
+                       {"path.chatbotId": bot.id})
+            + _operation(rf"^{root}/bot/v1/({own})/messages$", auth, {}))
 
 
 def _cmcc(net: MaapNet, root: str) -> str:
