@@ -15,19 +15,32 @@ reported too, so a CSP always sees sent → delivered → displayed in order.
 Every change becomes a StatusEvent, rendered by the chatbot's dialect and queued durably for
 the CSP's webhook (:mod:`.webhooks`).
 
+P2A (protocols.md §3–4, :mod:`.inbound`): a user's MESSAGE to a chatbot URI is answered 200
+once its event is queued durably for the CSP (500 when that fails: nothing is lost silently).
+The MaaP is the chatbot's messaging client, so it sends the IMDNs (RFC 5438 §7): a
+``delivered`` one, always, after the 200 of a user message that asks ``positive-delivery``
+(never for IMDNs or isComposing), and a ``displayed`` one when the CSP marks the message
+read (:meth:`MaapCore.displayed`). Both are pager MESSAGEs From the chatbot URI, sent by a
+task of the core; a failed one is logged.
+
 Restarts: each accepted send is committed with what is needed to send it again (the Outbound
 without its recipient list, :mod:`.state`); at start :meth:`MaapCore.run` resumes every send
 with recipients still ACCEPTED (queued again, same imdn.Message-ID) or SENT (awaiting IMDNs),
 with their delivery-timeout deadlines counted from the original acceptance. Each recipient
 is marked *dispatched* just before its MESSAGE goes to the 5GMC; a resumed recipient that was
 dispatched but has no recorded answer is taken as SENT, never sent again (at most once: the
-delivery timeout, when set, reports one the 5GMC never got). On shutdown MESSAGEs out to the
-5GMC get ``maap.shutdown_grace_s`` to be answered (a separate 5GMC keeps answering), so
-their real outcome is recorded (:meth:`MaapCore.close`). A clean stop writes every mark, so
-nothing is sent twice. At-least-once window: after a crash, marks and states newer than the
-last flush (``MessageStates.flush_interval_s``, 50 ms) are lost; such a recipient is sent
-again with the same imdn.Message-ID: a stored copy is suppressed by the 5GMC's duplicate
-check, a relayed one reaches the UE twice (clients drop the repeat by imdn.Message-ID).
+delivery timeout, when set, reports one the 5GMC never got). A recipient the SMS fallback
+took over is marked too (``MessageStates.to_sms``): its fate is the SMS path's, so it is
+neither sent again nor taken as SENT, gets no new deadline and cannot be revoked; only the
+fallback's outcome (:meth:`MaapCore.sms_result`, from its own durable queue) moves it on.
+On shutdown MESSAGEs out to the 5GMC get ``maap.shutdown_grace_s`` to be answered (a separate
+5GMC keeps answering), so their real outcome is recorded (:meth:`MaapCore.close`). A clean
+stop writes every mark, so nothing is sent twice. At-least-once window: after a crash, marks
+and states newer than the last flush (``MessageStates.flush_interval_s``, 50 ms) are lost;
+such a recipient is sent again with the same imdn.Message-ID: a stored copy is suppressed by
+the 5GMC's duplicate check, a relayed one reaches the UE twice (clients drop the repeat by
+imdn.Message-ID). A lost SMS mark makes a recipient the fallback took over in that window
+look dispatched (taken as SENT; its SMS outcome still follows).
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import re
 import time
 import uuid
@@ -47,8 +61,8 @@ import msgspec
 from ..config import ChatbotConfig, MaapConfig, Profile
 from ..core.capability import is_rcs_tag
 from ..core.subscribers import SubscriberDirectory, SubscriberKind
-from ..cpim import build_cpim, build_imdn_report_cpim
-from ..sip.errors import RemoteProtocolError
+from ..cpim import ImdnKind, ImdnStatus, build_cpim, build_imdn_report_cpim
+from ..sip.errors import LocalProtocolError, RemoteProtocolError
 from ..sip.headers import split_list
 from ..sip.message import Request, Response, make_response
 from ..sip.uri import parse_name_addr
@@ -96,7 +110,7 @@ Enqueue = Callable[[str, Notification], Awaitable[Any]]
 SmsFallbackHook = Callable[[Outbound, str, FailureCode], Awaitable[bool]]
 
 
-def _retrieve(fut: asyncio.Future[Response]) -> None:
+def _retrieve(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled():
         fut.exception()
 
@@ -188,10 +202,10 @@ class MaapCore:
         self.capability_ttl_s = (self.config.capability_ttl_s if capability_ttl_s is None
                                  else capability_ttl_s)
         self.attempts = self.config.center_attempts
-        #: issue 5's SMS fallback (None: no fallback; the recipient simply fails)
+        #: issue 5's SMS fallback (None: no fallback; the recipient simply fails). Recipients
+        #: it took over are marked in the states (``to_sms``): from then on only the SMS
+        #: path's outcome (:meth:`sms_result`) moves them, also after a restart.
         self.sms_fallback: SmsFallbackHook | None = None
-        # recipients the SMS fallback took over: the 5G attempt must not be retried
-        self._sms_taken: set[tuple[str, str, str]] = set()
         #: extra observers of every event (tests, metrics); called synchronously
         self.observers: list[Callable[[Event], None]] = []
         self._bots = {b.id: b for b in self.config.chatbots}
@@ -274,6 +288,8 @@ class MaapCore:
             timeout = self.config.delivery_timeout_s
             left = record.created_at + timeout - self.clock()
             for r in record.recipients:
+                if self.states.on_sms(bot_id, message_id, r.number):
+                    continue  # the SMS fallback's: it reports through sms_result, nothing here
                 if r.status is Status.ACCEPTED and r.number in dispatched:
                     # handed to the 5GMC, answer unknown: not sent twice (at most once here;
                     # the delivery timeout, when set, reports one that never arrives)
@@ -306,7 +322,7 @@ class MaapCore:
             if not fut.done() or fut.cancelled() or fut.exception() is not None:
                 continue  # no answer: stays ACCEPTED and is sent again after a restart
             response = fut.result()
-            if 200 <= response.status < 300:
+            if 200 <= response.status < 300 and not self._on_sms(out, number):
                 self._sent(out, number, response)
             # other answers: left ACCEPTED; the resumed send meets them again
         await self._emit_pending()
@@ -335,7 +351,8 @@ class MaapCore:
         """Render and enqueue the events waiting now, in order."""
         batch, self._events = self._events, []
         pending: list[Awaitable[Any]] = []
-        for bot_id, event, _ in batch:
+        waiting: list[asyncio.Future[None] | None] = []  # the durable future of each pending
+        for bot_id, event, durable in batch:
             bot = self._bots.get(bot_id)
             if bot is None or self.render is None or self.enqueue is None:
                 continue
@@ -347,10 +364,14 @@ class MaapCore:
                 continue
             if note is not None:
                 pending.append(self.enqueue(bot_id, note))
+                waiting.append(durable)
         results = await asyncio.gather(*pending, return_exceptions=True)
-        for result in results:
+        for result, durable in zip(results, waiting, strict=True):
             if isinstance(result, BaseException):
                 self.log.error("maap: queueing a webhook event failed", error=repr(result))
+                if durable is not None and not durable.done():
+                    durable.set_exception(RuntimeError(
+                        f"the event was not queued for the CSP: {result!r}"))
         for _, _, fut in batch:
             if fut is not None and not fut.done():
                 fut.set_result(None)
@@ -473,10 +494,13 @@ class MaapCore:
             message_id=out.message_id, datetime=now_iso(self.clock()),
             disposition=out.dispositions, extra_ns=extra_ns, extra_headers=extra)
 
+    def _on_sms(self, out: Outbound, number: str) -> bool:
+        return self.states.on_sms(out.bot_id, out.message_id, number)
+
     async def _deliver(self, out: Outbound, number: str) -> None:
         cur = self.states.recipient(out.bot_id, out.message_id, number)
-        if cur is None or cur.status is not Status.ACCEPTED:
-            return  # revoked (or settled) while it waited in the queue
+        if cur is None or cur.status is not Status.ACCEPTED or self._on_sms(out, number):
+            return  # revoked, settled or gone to SMS (delivery timeout) while it waited
         bot = self._bots[out.bot_id]
         body = self.cpim_for(bot, out, number)
         headers = self._message_headers(out)
@@ -497,9 +521,10 @@ class MaapCore:
                 break
             await asyncio.sleep(_retry_delay(response, attempt))
             cur = self.states.recipient(out.bot_id, out.message_id, number)
-            if (cur is None or cur.status is not Status.ACCEPTED
-                    or (out.bot_id, out.message_id, number) in self._sms_taken):
+            if cur is None or cur.status is not Status.ACCEPTED or self._on_sms(out, number):
                 return
+        if self._on_sms(out, number):
+            return  # the delivery timeout handed it to SMS while the MESSAGE was out
         if response is None or response.status in _RETRY:
             self._advance(out.bot_id, out.message_id, number, Status.FAILED, None)
             return
@@ -537,7 +562,7 @@ class MaapCore:
                 and out.fallback.allowed and self.sms_fallback is not None):
             try:
                 if await self.sms_fallback(out, number, failure):
-                    self._sms_taken.add((out.bot_id, out.message_id, number))
+                    self.states.to_sms(out.bot_id, out.message_id, number)
                     return
             except Exception as exc:
                 self.log.error("maap: SMS fallback failed", error=repr(exc))
@@ -545,8 +570,8 @@ class MaapCore:
 
     def sms_result(self, bot_id: str, message_id: str, number: str, *, delivered: bool,
                    sms_message_id: str = "") -> None:
-        """The SMS fallback's outcome for a recipient it took over (issue 5)."""
-        self._sms_taken.discard((bot_id, message_id, number))
+        """The SMS fallback's outcome for a recipient it took over (issue 5): its one status
+        after the hand-over (a repeat changes nothing: the state has ended)."""
         if delivered:
             self._advance(bot_id, message_id, number, Status.DELIVERED_TO_NETWORK,
                           sms_message_id=sms_message_id)
@@ -577,14 +602,15 @@ class MaapCore:
             while self._deadlines and self._deadlines[0][0] <= now:
                 _, bot_id, message_id, number = self._deadlines.popleft()
                 cur = self.states.recipient(bot_id, message_id, number)
-                if cur is not None and cur.status in (Status.ACCEPTED, Status.SENT):
+                if (cur is not None and cur.status in (Status.ACCEPTED, Status.SENT)
+                        and not self.states.on_sms(bot_id, message_id, number)):
                     self._background(self._expire(bot_id, message_id, number))
 
     async def _expire(self, bot_id: str, message_id: str, number: str) -> None:
         """Not delivered in time: revoke the stored copy, then fall back or fail (EXPIRED)."""
         cur = self.states.recipient(bot_id, message_id, number)
         out = self._live.get((bot_id, message_id))
-        if cur is None:
+        if cur is None or self.states.on_sms(bot_id, message_id, number):
             return
         if cur.status is Status.SENT:
             status = await self._revoke_one(self._bots[bot_id], message_id, number)
@@ -619,7 +645,9 @@ class MaapCore:
         now = self.clock()
         for number in numbers:
             cur = self.states.recipient(bot_id, message_id, number)
-            if bot is None or cur is None or cur.status not in (Status.ACCEPTED, Status.SENT):
+            if (bot is None or cur is None or cur.status not in (Status.ACCEPTED, Status.SENT)
+                    or self.states.on_sms(bot_id, message_id, number)):
+                # ended, or gone to SMS (an SMS cannot be called back)
                 outcome[number] = Status.REVOKE_FAILED
             elif cur.status is Status.ACCEPTED:
                 # still in our own queue: withdraw it here; the worker will skip it
@@ -650,18 +678,57 @@ class MaapCore:
         original = self.states.inbound_datetime(bot_id, user, message_id) if bot else None
         if bot is None or original is None:
             return False
+        await self._imdn_to_user(bot, user, message_id, original, "display", "displayed")
+        return True
+
+    async def _imdn_to_user(self, bot: ChatbotConfig, user: str, message_id: str,
+                            original_datetime: str, kind: ImdnKind, status: ImdnStatus) -> None:
+        """Report to ``user``, From the chatbot URI (the MaaP is the chatbot's client), the
+        ``status`` of their message ``message_id``: RFC 5438 §7.1.1, a new imdn.Message-ID,
+        no disposition asked, the original DateTime echoed (now when it had none). A refused
+        or unanswered IMDN is logged: the user's message itself is not affected."""
         now = self.clock()
-        body = build_imdn_report_cpim(
-            from_=bot.uri, to=f"sip:{user}@{self.home_domain}", message_id=uuid.uuid4().hex,
-            datetime=now_iso(now), original_message_id=message_id,
-            original_datetime=original or now_iso(now), kind="display", status="displayed")
+        try:
+            body = build_imdn_report_cpim(
+                from_=bot.uri, to=f"sip:{user}@{self.home_domain}", message_id=uuid.uuid4().hex,
+                datetime=now_iso(now), original_message_id=message_id,
+                original_datetime=original_datetime or now_iso(now), kind=kind, status=status)
+        except LocalProtocolError as exc:  # an id or DateTime XML cannot carry
+            self._warn(f"maap: {status} IMDN not built", user=user, error=str(exc))
+            return
         uri = self._user_uri(user)
         try:
-            await self.link.request("MESSAGE", uri, from_uri=bot.uri, to_uri=uri,
-                                    headers=[("Content-Type", "message/cpim")], body=body)
+            response = await self.link.request("MESSAGE", uri, from_uri=bot.uri, to_uri=uri,
+                                               headers=[("Content-Type", "message/cpim")],
+                                               body=body)
         except LinkError as exc:
-            self.log.warning("maap: displayed IMDN not answered", user=user, error=str(exc))
-        return True
+            self._warn(f"maap: {status} IMDN not answered", user=user, error=str(exc))
+            return
+        if not 200 <= response.status < 300:
+            self._warn(f"maap: {status} IMDN refused", user=user, sip_status=response.status)
+
+    def _report_delivered(self, bot: ChatbotConfig, user: str, message_id: str,
+                          original_datetime: str) -> None:
+        coro = self._delivered(bot, user, message_id, original_datetime)
+        try:
+            self._background(coro)
+        except RuntimeError:  # the core's TaskGroup has ended (stopping): no new tasks
+            coro.close()
+            self._warn("maap: delivered IMDN not sent (stopping)", user=user)
+
+    async def _delivered(self, bot: ChatbotConfig, user: str, message_id: str,
+                         original_datetime: str) -> None:
+        """The automatic ``delivered`` IMDN for a user's message (a background task of the
+        core: it must not raise into the core's TaskGroup)."""
+        try:
+            await self._imdn_to_user(bot, user, message_id, original_datetime, "delivery",
+                                     "delivered")
+        except Exception as exc:
+            self._warn("maap: delivered IMDN failed", user=user, error=repr(exc))
+
+    def _warn(self, text: str, **fields: Any) -> None:
+        if self.log is not None:
+            self.log.warning(text, **fields)
 
     async def capabilities(self, bot_id: str, number: str) -> Capabilities:
         now = time.monotonic()
@@ -711,14 +778,21 @@ class MaapCore:
             case TypingEvent():
                 self._emit(result.bot_id, result)
                 return make_response(req, 200, to_tag=tag)
-            case UserMessage(event, datetime, _):
+            case UserMessage(event, datetime, dispositions):
                 if self.states.note_user(event.bot_id, event.user, event.at):
                     self._emit(event.bot_id, NewUserEvent(event.bot_id, event.user, event.at))
                 self.states.note_inbound(event.bot_id, event.user, event.message_id,
                                          datetime, event.at)
                 fut = self._emit(event.bot_id, event, durable=True)
                 assert fut is not None
-                return self._after(fut, make_response(req, 200, to_tag=tag))
+                then: Callable[[], None] | None = None
+                if "positive-delivery" in dispositions:
+                    # RFC 5438 §7 / protocols.md §3: the chatbot's client (the MaaP) reports
+                    # delivery once the message is queued durably for the CSP; sent after the
+                    # 200 by a task of the core, never holding the 200 back
+                    then = functools.partial(self._report_delivered, self._bots[event.bot_id],
+                                             event.user, event.message_id, datetime)
+                return self._after(fut, make_response(req, 200, to_tag=tag), then)
         return make_response(req, 500, to_tag=tag)  # pragma: no cover - exhaustive match
 
     def inbound_sms(self, event: InboundEvent) -> asyncio.Future[None]:
@@ -728,9 +802,16 @@ class MaapCore:
             self._emit(event.bot_id, NewUserEvent(event.bot_id, event.user, event.at))
         fut = self._emit(event.bot_id, event, durable=True)
         assert fut is not None
+        fut.add_done_callback(_retrieve)  # a failure is logged by the emitter already
         return fut
 
     @staticmethod
-    async def _after(fut: asyncio.Future[None], response: Response) -> Response:
-        await fut  # the user's message is queued durably for the CSP before we say 200
+    async def _after(fut: asyncio.Future[None], response: Response,
+                     then: Callable[[], None] | None = None) -> Response:
+        """``response`` once the user's message is queued durably for the CSP (a failure to
+        queue it raises: the SIP link answers 500, the sender may try again), then ``then``
+        (it runs before the response is written, so what it starts runs after)."""
+        await fut
+        if then is not None:
+            then()
         return response

@@ -1,6 +1,8 @@
 """Durable MaaP message state: per (chatbot, message id, recipient) delivery states, the
 message ids each chatbot used (idempotent sends, protocols.md §11), the users who wrote to each
 chatbot (``newUser``) and the index of their messages (for ``displayed`` IMDNs back to them).
+For sends still on the way also what a restart needs: the resend data, the recipients whose
+MESSAGE went to the 5GMC (``dispatched``) and those the SMS fallback took over (``to_sms``).
 
 Reads are served from memory; writes go to memory at once and to SQLite (WAL) in batches: a new
 message is committed before :meth:`MessageStates.add_message` returns (so an accepted send
@@ -41,6 +43,9 @@ CREATE TABLE IF NOT EXISTS outbound (
     bot_id TEXT NOT NULL, message_id TEXT NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (bot_id, message_id));
 CREATE TABLE IF NOT EXISTS dispatched (
+    bot_id TEXT NOT NULL, message_id TEXT NOT NULL, number TEXT NOT NULL,
+    PRIMARY KEY (bot_id, message_id, number));
+CREATE TABLE IF NOT EXISTS sms_taken (
     bot_id TEXT NOT NULL, message_id TEXT NOT NULL, number TEXT NOT NULL,
     PRIMARY KEY (bot_id, message_id, number));
 CREATE TABLE IF NOT EXISTS inbound (
@@ -89,6 +94,10 @@ class MessageStates:
         #: back at open for the sends being resumed)
         self._new_dispatched: list[tuple[str, str, str]] = []
         self._dispatched: dict[tuple[str, str], set[str]] = {}
+        #: recipients of sends still on the way whose fate is the SMS fallback's (kept until
+        #: the send settles, :meth:`forget_outbound`)
+        self._sms: dict[tuple[str, str], set[str]] = {}
+        self._new_sms: list[tuple[str, str, str]] = []
         self._committer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -132,6 +141,10 @@ class MessageStates:
             async for bot, mid, number in cur:
                 if (bot, mid) in self._resumable:
                     self._dispatched.setdefault((bot, mid), set()).add(number)
+        async with db.execute("SELECT bot_id, message_id, number FROM sms_taken") as cur:
+            async for bot, mid, number in cur:
+                if (bot, mid) in self._resumable:
+                    self._sms.setdefault((bot, mid), set()).add(number)
         async with db.execute("SELECT bot_id, user FROM users") as cur:
             async for bot, user in cur:
                 self._users.add((bot, user))
@@ -310,10 +323,24 @@ class MessageStates:
         self._new_dispatched.append((bot_id, message_id, number))
         self._wake.set()
 
+    def to_sms(self, bot_id: str, message_id: str, number: str) -> None:
+        """The SMS fallback took the recipient over (on disk at the next flush, and at close):
+        its fate is the SMS path's, also after a restart (:meth:`on_sms`)."""
+        self._sms.setdefault((bot_id, message_id), set()).add(number)
+        self._new_sms.append((bot_id, message_id, number))
+        self._wake.set()
+
+    def on_sms(self, bot_id: str, message_id: str, number: str) -> bool:
+        """The recipient is on the SMS fallback path (:meth:`to_sms`; the send is still on
+        the way)."""
+        numbers = self._sms.get((bot_id, message_id))
+        return numbers is not None and number in numbers
+
     def forget_outbound(self, bot_id: str, message_id: str) -> None:
-        """The send has no recipient on the way any more: drop its resend data (on disk within
-        the flush interval)."""
+        """The send has no recipient on the way any more: drop its resend data and SMS marks
+        (on disk within the flush interval)."""
         self._forget.append((bot_id, message_id))
+        self._sms.pop((bot_id, message_id), None)
         self._wake.set()
 
     def message_count(self) -> int:
@@ -346,10 +373,11 @@ class MessageStates:
     async def flush(self) -> None:
         db = self._db
         if db is None or not (self._dirty or self._new_users or self._new_inbound
-                              or self._forget or self._new_dispatched):
+                              or self._forget or self._new_dispatched or self._new_sms):
             return
         forget, self._forget = self._forget, []
         dispatched, self._new_dispatched = self._new_dispatched, []
+        sms, self._new_sms = self._new_sms, []
         dirty, self._dirty = self._dirty, {}
         users, self._new_users = self._new_users, []
         inbound, self._new_inbound = self._new_inbound, []
@@ -364,10 +392,14 @@ class MessageStates:
             if dispatched:
                 await db.executemany("INSERT OR IGNORE INTO dispatched VALUES (?,?,?)",
                                      dispatched)
+            if sms:
+                await db.executemany("INSERT OR IGNORE INTO sms_taken VALUES (?,?,?)", sms)
             if forget:
                 await db.executemany("DELETE FROM outbound WHERE bot_id=? AND message_id=?",
                                      forget)
                 await db.executemany("DELETE FROM dispatched WHERE bot_id=? AND message_id=?",
+                                     forget)
+                await db.executemany("DELETE FROM sms_taken WHERE bot_id=? AND message_id=?",
                                      forget)
             if users:
                 await db.executemany("INSERT OR IGNORE INTO users VALUES (?,?,?)", users)

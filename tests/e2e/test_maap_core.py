@@ -206,9 +206,11 @@ async def test_p2a_message_typing_and_displayed() -> None:
         assert any(isinstance(e, TypingEvent) and e.active for e in events)
         assert await core.displayed(BOT, ue.number, "p2a-1")
         assert not await core.displayed(BOT, ue.number, "unknown")
-        _, cpim = await ue.next_message()
-        report = parse_imdn(cpim.content)
-        assert (report.message_id, report.status) == ("p2a-1", "displayed")
+        # each message asked positive-delivery: the MaaP reported it delivered (RFC 5438 §7),
+        # and p2a-1 displayed when the chatbot read it
+        reports = [parse_imdn((await ue.next_message())[1].content) for _ in range(3)]
+        assert sorted((r.message_id, r.status) for r in reports) == [
+            ("p2a-1", "delivered"), ("p2a-1", "displayed"), ("p2a-2", "delivered")]
 
 
 async def test_typing_and_capabilities() -> None:
