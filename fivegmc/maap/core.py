@@ -49,6 +49,8 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import itertools
+import os
 import re
 import time
 import uuid
@@ -195,6 +197,10 @@ class MaapCore:
         self.render = render
         self.log = log
         self.clock = clock
+        # To-tags of our answers: a random per-process prefix + a counter (cheaper than
+        # a uuid4 per request)
+        self._tag_prefix = os.urandom(4).hex()
+        self._tag_seq = itertools.count(1)
         self.home_domain = profile.operator.home_domain
         self.directory = SubscriberDirectory(profile.operator.number_ranges)
         # [maap] settings; keyword arguments override them (tests)
@@ -755,7 +761,7 @@ class MaapCore:
     # -- P2A: requests from the 5GMC -----------------------------------------------------------
     def handle_request(self, req: Request) -> Response | Awaitable[Response]:
         """Answer a request the 5GMC routed to a chatbot URI."""
-        tag = uuid.uuid4().hex[:10]
+        tag = f"{self._tag_prefix}{next(self._tag_seq):x}"  # RFC 3261 §19.3: unique
         try:
             key = bot_key(req.uri)
         except RemoteProtocolError:
