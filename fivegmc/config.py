@@ -459,6 +459,9 @@ class MaapConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     fanout_concurrency: int = 256
     #: Attempts per recipient while the 5GMC answers 408/500/503/504 or not at all.
     center_attempts: int = 8
+    #: 503 (overload) answers from the 5GMC are retried this long without counting toward
+    #: center_attempts, while the fan-out window shrinks to what the 5GMC takes (seconds).
+    center_overload_s: float = 60.0
     #: On shutdown, wait this long for MESSAGEs already handed to the 5GMC to be answered, so
     #: their outcome is recorded and they are not sent again after a restart (seconds).
     shutdown_grace_s: float = 2.0
@@ -966,6 +969,8 @@ def _check_maap(maap: MaapConfig) -> Iterator[_Problem]:
         yield from _positive(f"maap.{key}", getattr(maap, key))
     if maap.shutdown_grace_s < 0:
         yield "maap.shutdown_grace_s", "expected >= 0"
+    if maap.center_overload_s < 0:
+        yield "maap.center_overload_s", "expected >= 0"
     yield from _positive("maap.ctcu.temp_media_days", maap.ctcu.temp_media_days)
     yield from _positive("maap.ctcu.token_calls_per_day", maap.ctcu.token_calls_per_day)
     if not 1 <= maap.ctcu.status_batch <= 1000:

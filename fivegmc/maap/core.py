@@ -89,6 +89,7 @@ from .model import (
 from .ratelimit import RateLimiter
 from .sip_link import LinkError, SipLink
 from .state import MessageStates
+from .window import AimdWindow
 
 E164 = re.compile(r"\+[0-9]{6,15}")
 MAAP_NS = "http://www.gsma.com/rcs/maap/"
@@ -208,6 +209,8 @@ class MaapCore:
         self.capability_ttl_s = (self.config.capability_ttl_s if capability_ttl_s is None
                                  else capability_ttl_s)
         self.attempts = self.config.center_attempts
+        #: MESSAGEs in flight to the 5GMC, shrunk while it sheds load (window.py)
+        self.window = AimdWindow(max(1, self.concurrency))
         #: issue 5's SMS fallback (None: no fallback; the recipient simply fails). Recipients
         #: it took over are marked in the states (``to_sms``): from then on only the SMS
         #: path's outcome (:meth:`sms_result`) moves them, also after a restart.
@@ -513,18 +516,28 @@ class MaapCore:
         uri = self._user_uri(number)
         response: Response | None = None
         self.states.dispatched(out.bot_id, out.message_id, number)
-        for attempt in range(self.attempts):
+        attempt = 0
+        # 503 overload answers are retried without counting while this lasts (the window
+        # shrinks meanwhile); other failures count toward maap.center_attempts
+        patience = time.monotonic() + self.config.center_overload_s
+        while True:
+            ticket = await self.window.acquire()
+            response = None
             try:
                 response = await self._message(out, number, bot, uri, headers, body)
             except LinkError as exc:
-                response = None
                 if self.log is not None:
                     self.log.warning("maap: A2P MESSAGE not answered", number=number,
                                      error=str(exc), attempt=attempt + 1)
+            finally:
+                self.window.release(ticket,
+                                    overloaded=response is None or response.status == 503)
             if response is not None and response.status not in _RETRY:
                 break
-            if attempt == self.attempts - 1:
-                break
+            if response is None or response.status != 503 or time.monotonic() >= patience:
+                attempt += 1
+                if attempt >= self.attempts:
+                    break
             await asyncio.sleep(_retry_delay(response, attempt))
             cur = self.states.recipient(out.bot_id, out.message_id, number)
             if cur is None or cur.status is not Status.ACCEPTED or self._on_sms(out, number):
