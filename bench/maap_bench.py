@@ -49,7 +49,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
-from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -207,25 +206,56 @@ class Sink:
             self.last[token] = now
 
 
-async def sink() -> tuple[web.AppRunner, str, Sink]:
+class _SinkProtocol(asyncio.Protocol):
+    """The CSP's webhook receiver, kept lean so the load generator leaves the 2 cores to the
+    network under test: HTTP/1.1 keep-alive requests framed by Content-Length (what the MaaP's
+    client sends; anything else closes the connection), each answered ``200 {}``."""
+
+    OK = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+
+    def __init__(self, got: Sink) -> None:
+        self.got = got
+        self.buf = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        out: list[bytes] = []
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            n = 0
+            for line in self.buf[:end].split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    n = int(value)
+                elif name == b"transfer-encoding":  # never sent by the MaaP: refuse
+                    assert self.transport is not None
+                    self.transport.close()
+                    return
+            if len(self.buf) < end + 4 + n:
+                break
+            body = self.buf[end + 4: end + 4 + n]
+            self.buf = self.buf[end + 4 + n:]
+            self.got.posts += 1
+            if b"status" in body:
+                self.got.note(body)
+            out.append(self.OK)
+        if out and self.transport is not None:
+            self.transport.writelines(out)
+
+
+async def sink() -> tuple[asyncio.Server, str, Sink]:
     got = Sink()
-
-    async def ok(request: web.Request) -> web.Response:
-        body = await request.read()
-        got.posts += 1
-        if b"status" in body:
-            got.note(body)
-        return web.json_response({})
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    sockets = getattr(site._server, "sockets", None) or []
-    port = sockets[0].getsockname()[1]
-    return runner, f"http://127.0.0.1:{port}", got
+    server = await asyncio.get_running_loop().create_server(lambda: _SinkProtocol(got),
+                                                            "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}", got
 
 
 def pct(values: list[float], p: float) -> float:
@@ -429,6 +459,7 @@ def overrides(args: argparse.Namespace, data: str, sink_url: str) -> list[str]:
         "registrar.max_expires=7200", f"maap.max_destinations={max(args.campaign, 10000)}",
         f"maap.max_body_bytes={max(256000, 40 * args.campaign)}",
         f"maap.ctcu.status_batch={args.status_batch}",
+        *args.set,
     ]
     lab = load_profile(None)
     sets += [f"maap.chatbots[{i}].rate_limit_per_s=1000000" for i in range(len(lab.maap.chatbots))]
@@ -487,10 +518,10 @@ async def split(args: argparse.Namespace, data: str, sink_url: str) -> AsyncIter
                          mode=f"split: 5GMC+SMSC pid {center.pid}, MaaP pid {maap.pid}, "
                               f"load generator pid {os.getpid()}")
         finally:
-            if maap.stop() != 0:
+            if maap.stop() != 0 or args.logs:
                 print(maap.logs())
     finally:
-        if center.stop() != 0:
+        if center.stop() != 0 or args.logs:
             print(center.logs())
 
 
@@ -514,7 +545,8 @@ async def main(args: argparse.Namespace) -> None:
             print(f"webhook POSTs received by the sink: {got.posts}; status reports "
                   f"{dict(sorted(got.statuses.items()))}")
             ues.close()
-    await runner.cleanup()
+    runner.close()
+    await runner.wait_closed()
 
 
 if __name__ == "__main__":
@@ -531,6 +563,11 @@ if __name__ == "__main__":
                         help="UEs do not answer delivered IMDNs (by default they do, when asked)")
     parser.add_argument("--status-batch", type=int, default=1,
                         help="maap.ctcu.status_batch: status reports per CT/CU push")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="profile override for the MaaP (repeatable), e.g. "
+                             "maap.fanout_concurrency=512")
+    parser.add_argument("--logs", action="store_true",
+                        help="--split: print the tail of both nodes' logs at the end")
     parser.add_argument("--campaign-api", action="store_true",
                         help="send the campaign through the CT/CU API in one process too")
     factory, _ = loop_factory()
