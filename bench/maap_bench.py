@@ -89,6 +89,8 @@ class Ues:
     #: answer a MESSAGE asking positive-delivery with a delivered IMDN (as a real UE does)
     imdn: bool = True
     imdns_sent: int = 0
+    imdns_retried: int = 0
+    _imdns: dict[bytes, bytes] = field(default_factory=dict)  # Call-ID -> IMDN request, until 2xx
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -111,6 +113,16 @@ class Ues:
         head, _, body = data.partition(b"\r\n\r\n")
         lines = head.split(b"\r\n")
         if lines[0].startswith(b"SIP/2.0 "):
+            call_id = next((ln[8:].strip() for ln in lines if ln[:8] == b"Call-ID:"), b"")
+            imdn = self._imdns.pop(call_id, None)
+            if imdn is not None:
+                if lines[0][8:11] in (b"503", b"408", b"500"):  # shed: again after Retry-After
+                    self.imdns_retried += 1
+                    again = imdn.replace(b";branch=z9hG4bK", b";branch=z9hG4bKr", 1)
+                    self._imdns[call_id] = again
+                    asyncio.get_running_loop().call_later(1.0, transport.sendto, again,
+                                                          self.node)
+                return
             if lines[0][8:11] == b"200":
                 for line in lines:
                     if line[:3] == b"To:":
@@ -151,7 +163,9 @@ class Ues:
                 f"Max-Forwards: 70\r\nFrom: <{me}>;tag=d{n}\r\nTo: <{bot}>\r\n"
                 f"Call-ID: d{n}-{user}\r\nCSeq: 1 MESSAGE\r\n"
                 f"Content-Type: message/cpim\r\nContent-Length: {len(cpim)}\r\n\r\n")
-        transport.sendto(head.encode() + cpim, self.node)
+        request = head.encode() + cpim
+        self._imdns[f"d{n}-{user}".encode()] = request
+        transport.sendto(request, self.node)
 
     async def register(self, numbers: list[str], window: int = 400) -> None:
         """REGISTER every number (Contact on one of the sockets), retrying the unanswered."""
@@ -446,7 +460,8 @@ async def campaign(target: Target, ues: Ues, size: int, via_api: bool, got: Sink
           f"{all_received if all_received is None else round(all_received, 2)} s; "
           + (f"every 'delivered' report at the CSP after "
              f"{all_reported if all_reported is None else round(all_reported, 2)} s "
-             f"({ues.imdns_sent} delivered IMDNs sent by the UEs); " if want_reports else "")
+             f"({ues.imdns_sent} delivered IMDNs sent by the UEs, {ues.imdns_retried} "
+             f"sent again after a 503); " if want_reports else "")
           + f"recipient states {states}")
     if cpu0:
         print(cpu_delta(cpu0, target.cpu(), wall, size))
