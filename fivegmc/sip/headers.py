@@ -84,6 +84,14 @@ def split_list(value: str) -> list[str]:
     if "," not in value:
         v = value.strip()
         return [v] if v else []
+    if '"' not in value and "<" not in value:
+        # Nothing quoted, no <uri>: every comma separates (the usual Via/Require case).
+        return [p for p in map(str.strip, value.split(",")) if p]
+    return _split_list_scan(value)
+
+
+def _split_list_scan(value: str) -> list[str]:
+    """:func:`split_list` by a scan of every character (quotes, escapes, angle brackets)."""
     out: list[str] = []
     start = 0
     quoted = False
@@ -117,27 +125,40 @@ def split_list(value: str) -> list[str]:
 class Headers:
     """An ordered list of (name, value) header fields with case-insensitive lookup.
 
-    Names are stored in canonical spelling (compact forms expanded). The lower-case index is
-    built on first lookup and rebuilt after edits, so parsing pays nothing for it.
+    Names are stored in canonical spelling (compact forms expanded). Lookups go through a
+    lower-case name -> first position map (the parser hands it over, built in its one pass;
+    otherwise it is built on first lookup and after edits); the positions of repeated names
+    are collected only when a caller asks for every field of one of them.
     """
 
-    __slots__ = ("_index", "_items")
+    __slots__ = ("_first", "_index", "_items")
 
     def __init__(
         self,
         items: list[tuple[str, str]] | None = None,
-        index: dict[str, list[int]] | None = None,
+        first: dict[str, int] | None = None,
     ) -> None:
         self._items: list[tuple[str, str]] = items if items is not None else []
-        # ``index`` may be handed over by the parser, which builds it in the same pass.
-        self._index: dict[str, list[int]] | None = index
+        # lower-case name -> position of its first field; ``first`` may come from the parser.
+        self._first: dict[str, int] | None = first
+        # lower-case name -> positions of all its fields (built on demand).
+        self._index: dict[str, list[int]] | None = None
+
+    def _firsts(self) -> dict[str, int]:
+        first = self._first
+        if first is None:
+            first = {}
+            for i, (name, _) in enumerate(self._items):
+                first.setdefault(_LOWER.get(name) or name.lower(), i)
+            self._first = first
+        return first
 
     def _idx(self) -> dict[str, list[int]]:
         index = self._index
         if index is None:
             index = {}
             for i, (name, _) in enumerate(self._items):
-                key = name.lower()
+                key = _LOWER.get(name) or name.lower()
                 slot = index.get(key)
                 if slot is None:
                     index[key] = [i]
@@ -146,6 +167,10 @@ class Headers:
             self._index = index
         return index
 
+    def _edited(self) -> None:
+        self._first = None
+        self._index = None
+
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
 
@@ -153,33 +178,48 @@ class Headers:
         return len(self._items)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and canonical_name(name).lower() in self._idx()
+        return isinstance(name, str) and canonical_name(name).lower() in self._firsts()
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._items)
 
     def get(self, name: str) -> str | None:
         """The first field of that name, whole (not split), or None."""
-        index = self._index if self._index is not None else self._idx()
-        slot = index.get(_LOWER.get(name) or name.lower())
-        if slot is None:
-            slot = index.get(canonical_name(name).lower())
-            if slot is None:
-                return None
-        return self._items[slot[0]][1]
+        first = self._first
+        if first is None:
+            first = self._firsts()
+        key = _LOWER.get(name)  # a canonical spelling: the usual case
+        if key is None:
+            key = canonical_name(name).lower()
+        i = first.get(key)
+        return None if i is None else self._items[i][1]
+
+    def first_values(self, keys: tuple[str, ...]) -> list[str]:
+        """The first field of each name (given in lower case), "" for an absent one."""
+        first = self._first
+        if first is None:
+            first = self._firsts()
+        items = self._items
+        return [items[i][1] if (i := first.get(k)) is not None else "" for k in keys]
 
     def get_fields(self, name: str) -> list[str]:
         """Every field of that name, in order, each whole."""
         key = _LOWER.get(name) or canonical_name(name).lower()
-        slot = self._idx().get(key)
-        if slot is None:
+        first = self._first
+        if first is None:
+            first = self._firsts()
+        i = first.get(key)
+        if i is None:
             return []
-        return [self._items[i][1] for i in slot]
+        items = self._items
+        if len(first) == len(items):  # no name occurs twice
+            return [items[i][1]]
+        return [items[j][1] for j in self._idx()[key]]
 
     def get_all(self, name: str) -> list[str]:
         """All values of that name; list-valued headers are split on their commas."""
         fields = self.get_fields(name)
-        if canonical_name(name).lower() not in LIST_HEADERS:
+        if not fields or (_LOWER.get(name) or canonical_name(name).lower()) not in LIST_HEADERS:
             return fields
         out: list[str] = []
         for f in fields:
@@ -192,7 +232,7 @@ class Headers:
             self._items.insert(0, (name, value))
         else:
             self._items.append((name, value))
-        self._index = None
+        self._edited()
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of that name by one, kept at the first one's position."""
@@ -204,12 +244,12 @@ class Headers:
         self._items[slot[0]] = (name, value)
         for i in reversed(slot[1:]):
             del self._items[i]
-        self._index = None
+        self._edited()
 
     def remove(self, name: str) -> None:
         key = canonical_name(name).lower()
         self._items = [item for item in self._items if item[0].lower() != key]
-        self._index = None
+        self._edited()
 
     def pop_first_value(self, name: str) -> str | None:
         """Remove and return the first value of a list header (e.g. the top Via)."""
@@ -223,7 +263,7 @@ class Headers:
             del self._items[i]
         else:
             self._items[i] = (fname, ", ".join(values[1:]))
-        self._index = None
+        self._edited()
         return values[0] if values else ""
 
     def copy(self) -> Headers:

@@ -7,7 +7,7 @@ The body is kept as bytes, never decoded: the 5GMC carries CPIM bodies untouched
 
 from __future__ import annotations
 
-from .errors import RemoteProtocolError, is_digits
+from .errors import RemoteProtocolError
 from .headers import Headers, split_list
 from .uri import NameAddr, SipUri, Uri, parse_name_addr, parse_uri
 from .via import Via, parse_via
@@ -38,6 +38,16 @@ REASONS: dict[int, str] = {
 
 def reason_phrase(status: int) -> str:
     return REASONS.get(status, "Unknown")
+
+
+def parse_cseq(value: str) -> tuple[int, str]:
+    """``CSeq: 4711 MESSAGE`` (RFC 3261 §20.16) as (number, method)."""
+    parts = value.split()  # LWS between the two, spaces or tabs (§20.16)
+    num, method = (parts[0], parts[1]) if len(parts) == 2 else ("", "")
+    if not (num.isdigit() and num.isascii()) or not method or len(num) > 10 \
+            or int(num) >= 2**31:
+        raise RemoteProtocolError(f"bad CSeq {value!r}")
+    return int(num), method
 
 
 class Message:
@@ -88,11 +98,7 @@ class Message:
             value = self.headers.get("CSeq")
             if value is None:
                 raise RemoteProtocolError("missing CSeq")
-            parts = value.split()  # LWS between the two, spaces or tabs (§20.16)
-            num, method = (parts[0], parts[1]) if len(parts) == 2 else ("", "")
-            if not is_digits(num) or not method or len(num) > 10 or int(num) >= 2**31:
-                raise RemoteProtocolError(f"bad CSeq {value!r}")
-            self._cseq = (int(num), method)
+            self._cseq = parse_cseq(value)
         return self._cseq
 
     def from_(self) -> NameAddr:
@@ -129,7 +135,7 @@ class Message:
         if value is None:
             return None
         value = value.strip()
-        if not is_digits(value) or len(value) > 10:
+        if not value.isdigit() or not value.isascii() or len(value) > 10:
             raise RemoteProtocolError(f"bad {name} {value!r}")
         return int(value)
 
@@ -160,10 +166,9 @@ class Message:
     def replace_top_via(self, value: str) -> None:
         """Replace the topmost Via value (e.g. to add ``received``/``rport``, RFC 3261
         §18.2.1, RFC 3581 §4), keeping the raw lines in step for byte-level forwarding."""
-        index = self.headers._idx().get("via")
-        if not index:
+        i = self.headers._firsts().get("via")
+        if i is None:
             raise RemoteProtocolError("missing Via")
-        i = index[0]
         name, field = self.headers._items[i]
         rest = split_list(field)[1:]
         new_field = ", ".join([value, *rest])
@@ -172,19 +177,39 @@ class Message:
             self.lines[i + 1] = f"Via: {new_field}"
         self._vias = None
 
-    def _first_line_index(self, name: str) -> int | None:
-        fields = self.headers._idx().get(name.lower())
-        return fields[0] + 1 if fields else None
+    def _first_line_index(self, key: str) -> int | None:
+        """Line number of the first field named ``key`` (lower case) in :attr:`lines`."""
+        i = self.headers._firsts().get(key)
+        return None if i is None else i + 1
 
 
 class Request(Message):
-    __slots__ = ("_ruri", "method", "uri")
+    __slots__ = ("_max_forwards", "_ruri", "method", "uri")
 
     def __init__(self, method: str, uri: str, headers: Headers, body: bytes = b"") -> None:
-        super().__init__(headers, body)
+        # Message.__init__ inlined (one call less per parsed message)
+        self.headers = headers
+        self.body = body
+        self.lines = None
+        self._vias = None
+        self._cseq = None
+        self._from = None
+        self._to = None
         self.method = method
         self.uri = uri
         self._ruri: Uri | None = None
+        self._max_forwards: int | None = -1  # -1: not read yet
+
+    def invalidate(self) -> None:
+        super().invalidate()
+        self._max_forwards = -1
+
+    def max_forwards(self) -> int | None:
+        """Max-Forwards (RFC 3261 §20.22) as a number, None when absent; read once."""
+        mf = self._max_forwards
+        if mf == -1:
+            mf = self._max_forwards = self.int_header("Max-Forwards")
+        return mf
 
     def request_uri(self) -> Uri:
         if self._ruri is None:
@@ -213,13 +238,13 @@ class Request(Message):
             return Request(self.method, uri, headers, self.body).to_bytes()
         out = lines.copy()
         out[0] = f"{self.method} {uri} {SIP_VERSION}"
-        mf = self._first_line_index("Max-Forwards")
+        mf = self._first_line_index("max-forwards")
         if mf is None:
             out.append(f"Max-Forwards: {max_forwards}")
         else:
             out[mf] = f"Max-Forwards: {max_forwards}"
         out.insert(1, f"Via: {via}")
-        if "content-length" not in self.headers._idx():
+        if "content-length" not in self.headers._firsts():
             out.append(f"Content-Length: {len(self.body)}")  # §16.6 step 9 / §18.3
         out.append("")
         out.append("")
@@ -233,7 +258,14 @@ class Response(Message):
     __slots__ = ("reason", "status")
 
     def __init__(self, status: int, reason: str, headers: Headers, body: bytes = b"") -> None:
-        super().__init__(headers, body)
+        # Message.__init__ inlined (one call less per parsed message)
+        self.headers = headers
+        self.body = body
+        self.lines = None
+        self._vias = None
+        self._cseq = None
+        self._from = None
+        self._to = None
         self.status = status
         self.reason = reason
 
@@ -244,13 +276,13 @@ class Response(Message):
         """The response as a proxy relays it upstream: our (topmost) Via value removed
         (RFC 3261 §16.7 step 3), everything else as received."""
         lines = self.lines
-        i = self._first_line_index("Via")
+        i = self._first_line_index("via")
         if lines is None or i is None:
             headers = self.headers.copy()
             headers.pop_first_value("Via")
             return Response(self.status, self.reason, headers, self.body).to_bytes()
         out = lines.copy()
-        rest = split_list(self.headers.get_fields("Via")[0])[1:]
+        rest = split_list(self.headers._items[i - 1][1])[1:]
         if rest:
             out[i] = "Via: " + ", ".join(rest)
         else:

@@ -7,9 +7,11 @@ Call-ID, Via, and Max-Forwards on requests). Everything else is parsed when firs
 
 from __future__ import annotations
 
+import re
+
 from .errors import RemoteProtocolError, is_digits
 from .headers import CANONICAL_KEYS, Headers
-from .message import SIP_VERSION, Request, Response
+from .message import SIP_VERSION, Request, Response, parse_cseq
 
 #: RFC 3261 §25.1 token characters, for method names.
 _TOKEN = frozenset(
@@ -26,19 +28,72 @@ _SINGLETONS = tuple(
 DEFAULT_MAX_SIZE = 65535
 
 
-def _split_head(
-    lines: list[str], folded: bool
-) -> tuple[list[tuple[str, str]], dict[str, list[int]]]:
-    """Split header lines into (name, value) items and a lower-case name index, in one pass.
+#: Exact header-name spellings seen on the wire -> (canonical spelling, index key): the
+#: canonical, lower-case and upper-case forms of every known name and compact form. A hit
+#: skips ``str.lower()``; anything else takes the general path (:func:`_header_name`).
+_NAME_KEYS: dict[str, tuple[str, str]] = {}
+for _low, _known in CANONICAL_KEYS.items():
+    for _spelling in (_known[0], _low, _low.upper()):
+        _NAME_KEYS.setdefault(_spelling, _known)
+_SINGLETON_KEYS = frozenset(key for _, key in _SINGLETONS)
+_REQUIRED_KEYS = frozenset(key for _, key in _REQUIRED)
 
-    ``folded`` says a continuation line exists somewhere (checked once on the whole head).
+
+def _header_name(raw: str) -> tuple[str, str]:
+    """(canonical spelling, index key) of a header name not in :data:`_NAME_KEYS`."""
+    keys = CANONICAL_KEYS
+    known = keys.get(raw.lower())
+    if known is None:
+        raw = raw.rstrip(" \t")  # LWS before the colon (§7.3.1)
+        known = keys.get(raw.lower())
+        if known is None:
+            if not raw or not _TOKEN.issuperset(raw):
+                raise RemoteProtocolError(f"bad header name {raw[:40]!r}")
+            known = (raw, raw.lower())
+    return known
+
+
+def _split_head(lines: list[str]) -> tuple[list[tuple[str, str]], dict[str, int], bool, bool]:
+    """Split header lines (``lines[0]`` is the start line) into (name, value) items and a
+    lower-case name -> first position map, in one pass.
+
+    Also returns whether some singleton header (:data:`_SINGLETONS`) occurs more than once,
+    and whether the head had continuation lines (RFC 3261 §7.3.1 folding; then the lines do not
+    map one to one to the items).
     """
     items: list[tuple[str, str]] = []
-    index: dict[str, list[int]] = {}
-    keys = CANONICAL_KEYS
+    first: dict[str, int] = {}
+    keys = _NAME_KEYS
+    setdefault = first.setdefault
+    repeated = False
+    for i, line in enumerate(lines[1:]):
+        raw, colon, value = line.partition(":")
+        known = keys.get(raw)
+        if known is None or not colon:
+            if line[:1] in (" ", "\t"):
+                return _split_folded(lines)  # a continuation line: the general path
+            if not colon or not raw:
+                if not line:
+                    raise RemoteProtocolError("empty line inside the header section")
+                raise RemoteProtocolError(f"header line without a name: {line[:40]!r}")
+            known = _header_name(raw)
+        key = known[1]
+        if setdefault(key, i) != i and key in _SINGLETON_KEYS:
+            repeated = True
+        items.append((known[0], value.strip()))
+    return items, first, repeated, False
+
+
+def _split_folded(
+    lines: list[str],
+) -> tuple[list[tuple[str, str]], dict[str, int], bool, bool]:
+    """:func:`_split_head` for a head with continuation lines."""
+    items: list[tuple[str, str]] = []
+    first: dict[str, int] = {}
+    repeated = False
     for n in range(1, len(lines)):
         line = lines[n]
-        if folded and line and (line[0] == " " or line[0] == "\t"):
+        if line and (line[0] == " " or line[0] == "\t"):
             # Header folding (RFC 3261 §7.3.1): a continuation joins the previous line.
             if not items:
                 raise RemoteProtocolError("continuation line before the first header")
@@ -51,30 +106,20 @@ def _split_head(
             if not line:
                 raise RemoteProtocolError("empty line inside the header section")
             raise RemoteProtocolError(f"header line without a name: {line[:40]!r}")
-        raw = line[:colon]
-        known = keys.get(raw.lower())
-        if known is None:
-            raw = raw.rstrip(" \t")
-            known = keys.get(raw.lower())
-            if known is None:
-                if not raw or not _TOKEN.issuperset(raw):
-                    raise RemoteProtocolError(f"bad header name {raw[:40]!r}")
-                known = (raw, raw.lower())
+        known = _header_name(line[:colon])
         key = known[1]
-        slot = index.get(key)
-        if slot is None:
-            index[key] = [len(items)]
-        else:
-            slot.append(len(items))
+        if first.setdefault(key, len(items)) != len(items) and key in _SINGLETON_KEYS:
+            repeated = True
         items.append((known[0], line[colon + 1 :].strip()))
-    return items, index
+    return items, first, repeated, True
 
 
 def parse_start_line(start: str) -> tuple[str, str] | tuple[int, str]:
     """Return (method, request-uri) for a request or (status, reason) for a response."""
     if start[:4].upper() == "SIP/":
         version, _, rest = start.partition(" ")
-        if version.upper() != SIP_VERSION:  # §7.1: the version string is case-insensitive
+        if version != SIP_VERSION and version.upper() != SIP_VERSION:
+            # §7.1: the version string is case-insensitive
             raise RemoteProtocolError(f"unsupported version {version[:20]!r}", 505)
         code, _, reason = rest.partition(" ")
         if len(code) != 3 or not is_digits(code) or not 100 <= int(code) <= 699:
@@ -84,9 +129,9 @@ def parse_start_line(start: str) -> tuple[str, str] | tuple[int, str]:
     if len(parts) != 3:
         raise RemoteProtocolError(f"bad request line {start[:80]!r}")
     method, uri, version = parts
-    if not method or any(c not in _TOKEN for c in method):
+    if not method or not _TOKEN.issuperset(method):
         raise RemoteProtocolError(f"bad method {method[:20]!r}")
-    if version.upper() != SIP_VERSION:
+    if version != SIP_VERSION and version.upper() != SIP_VERSION:
         if version.upper().startswith("SIP/"):
             raise RemoteProtocolError(f"unsupported version {version[:20]!r}", 505)
         raise RemoteProtocolError(f"bad request line version {version[:20]!r}")
@@ -122,23 +167,22 @@ def parse_message(
     lines = head.split("\r\n")
     # Line ends are CRLF only (RFC 3261 §7.3.1); a bare CR or LF inside a value would let a
     # peer smuggle a header past us to a downstream parser that splits on LF.
-    breaks = len(lines) - 1
-    if head.count("\n") != breaks or head.count("\r") != breaks:
+    flat = "".join(lines)
+    if "\r" in flat or "\n" in flat:
         raise RemoteProtocolError("bare CR or LF in the header section")
-    folded = "\n " in head or "\n\t" in head
-    if lines[0][:1] in (" ", "\t"):
+    start = lines[0]
+    if start[:1] in (" ", "\t"):
         raise RemoteProtocolError("start line begins with white space")
-    items, index = _split_head(lines, folded)
-    first = parse_start_line(lines[0])
-    headers = Headers(items, index)
+    items, first, repeated, folded = _split_head(lines)
+    code, text = parse_start_line(start)
     body = data[end + 4 :]
-    length_text = headers.get("Content-Length")
-    if length_text is None:
+    i = first.get("content-length")
+    if i is None:
         if stream:
             raise RemoteProtocolError("Content-Length is required on stream transports")
     else:
-        length_text = length_text.strip()
-        if not is_digits(length_text) or len(length_text) > 9:
+        length_text = items[i][1].strip()
+        if not length_text.isdigit() or not length_text.isascii() or len(length_text) > 9:
             raise RemoteProtocolError(f"bad Content-Length {length_text[:20]!r}")
         length = int(length_text)
         if length > len(body):
@@ -146,33 +190,36 @@ def parse_message(
                 f"Content-Length {length} is larger than the {len(body)} body bytes received"
             )
         # Extra datagram bytes past Content-Length are discarded (RFC 3261 §18.3).
-        body = body[:length]
-    if isinstance(first[0], int):
-        status, reason = first
-        assert isinstance(status, int)
-        msg: Request | Response = Response(status, str(reason), headers, body)
-        msg.lines = None if folded else lines
+        if length != len(body):
+            body = body[:length]
+    headers = Headers(items, first)
+    msg: Request | Response
+    if isinstance(code, int):
+        msg = Response(code, text, headers, body)
     else:
-        method, uri = first
-        assert isinstance(method, str)
-        msg = Request(method, str(uri), headers, body)
-        msg.lines = None if folded else lines
-    for name, key in _REQUIRED:
-        if key not in index:
-            raise RemoteProtocolError(f"missing {name} header")
-    for name, key in _SINGLETONS:
-        slot = index.get(key)
-        if slot is not None and len(slot) > 1:
-            # RFC 4475 §3.3.8/§3.3.9: several of these cannot be resolved; reject.
-            values = {items[i][1] for i in slot}
-            if len(values) > 1 or key != "content-length":
-                raise RemoteProtocolError(f"more than one {name} header")
-    if not items[index["call-id"][0]][1]:
+        msg = Request(code, text, headers, body)
+    if not folded:
+        msg.lines = lines
+    if not first.keys() >= _REQUIRED_KEYS:
+        for name, key in _REQUIRED:
+            if key not in first:
+                raise RemoteProtocolError(f"missing {name} header")
+    if repeated:
+        index = headers._idx()
+        for name, key in _SINGLETONS:
+            slot = index.get(key)
+            if slot is not None and len(slot) > 1:
+                # RFC 4475 §3.3.8/§3.3.9: several of these cannot be resolved; reject.
+                values = {items[i][1] for i in slot}
+                if len(values) > 1 or key != "content-length":
+                    raise RemoteProtocolError(f"more than one {name} header")
+    if not items[first["call-id"]][1]:
         raise RemoteProtocolError("empty Call-ID")
     # CSeq is validated up front: transaction matching and responses depend on it.
-    _, cseq_method = msg.cseq()
-    if isinstance(msg, Request) and cseq_method != msg.method:
-        raise RemoteProtocolError(f"CSeq method {cseq_method!r} differs from {msg.method!r}")
+    msg._cseq = cseq = parse_cseq(items[first["cseq"]][1])
+    cseq_method = cseq[1]
+    if cseq_method != code and not isinstance(code, int):
+        raise RemoteProtocolError(f"CSeq method {cseq_method!r} differs from {code!r}")
     return msg
 
 
@@ -252,11 +299,30 @@ class StreamFramer:
 
 
 KEEPALIVE = b"\r\n\r\n"
+#: A line that may be a compact Content-Length ("l"), a fold, or a name behind white space.
+_ODD_LINE_START = re.compile(rb"\r\n[l \t\x0b\x0c]")
 
 
 def _content_length(head: bytes) -> int:
+    """Content-Length of a framed head (start line + header lines, no final CRLF CRLF)."""
+    low = head.lower()
+    i = low.find(b"\r\ncontent-length:")
+    # (``find`` rather than ``in``: bytes.__contains__ first tries its argument as an integer
+    # and formats a TypeError each time.)
+    if i >= 0 and low.count(b"content-length") == 1 and _ODD_LINE_START.search(low) is None:
+        # One long-form field and nothing that could be another (a compact "l", folding, a
+        # name behind other white space): read it in place. Anything else: the line scan.
+        end = head.find(b"\r\n", i + 2)
+        text = head[i + 17 : end if end >= 0 else len(head)].strip()
+        if not text.isdigit() or len(text) > 9:
+            raise RemoteProtocolError(f"bad Content-Length {text[:20]!r}")
+        return int(text)
+    return _content_length_scan(head)
+
+
+def _content_length_scan(head: bytes) -> int:
     found: int | None = None
-    if b"\r\n " in head or b"\r\n\t" in head:
+    if head.find(b"\r\n ") >= 0 or head.find(b"\r\n\t") >= 0:
         head = head.replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ")  # §7.3.1 folding
     for line in head.split(b"\r\n")[1:]:
         colon = line.find(b":")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import RemoteProtocolError, is_digits
+from .errors import RemoteProtocolError
 from .uri import _parse_host_port, _split_header_params, find_param, format_params
 
 
@@ -20,7 +20,10 @@ class Via:
 
     @property
     def branch(self) -> str | None:
-        return self.param("branch")
+        for k, v in self.params:  # find_param, inlined: read for every request and response
+            if k == "branch" or k.lower() == "branch":
+                return v if v is not None else ""
+        return None
 
     @property
     def sent_by(self) -> str:
@@ -43,7 +46,8 @@ def parse_via(value: str) -> Via:
         hostport, _, params = rest.partition(";")
         host, colon, port_text = hostport.partition(":")
         if host and _SIMPLE_HOST.issuperset(host) and (
-            not colon or (is_digits(port_text) and 0 < int(port_text) < 65536)
+            not colon or (port_text.isdigit() and port_text.isascii()
+                          and 0 < int(port_text) < 65536)
         ):
             out: list[tuple[str, str | None]] = []
             if params:
