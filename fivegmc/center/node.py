@@ -19,7 +19,7 @@ from ..core.routing import Relay, Router
 from ..core.subscribers import SubscriberDirectory
 from ..cpim import parse_cpim, parse_imdn
 from ..net.stream import StreamTransport
-from ..net.udp import UdpEndpoint, open_udp
+from ..net.udp import Address, UdpEndpoint, open_udp
 from ..obs.metrics import SipMetrics
 from ..sip.digest import NonceManager
 from ..sip.errors import RemoteProtocolError
@@ -33,6 +33,8 @@ from .proxy import ProxyCore, reason_for, salvage_response
 from .traces import RecentTraces
 
 TIMER_TICK = 0.01
+#: Peers whose Flow objects are kept for reuse, per transport kind (then the table restarts).
+_MAX_CACHED_FLOWS = 65536
 _TRANSPORTS = {t: t for t in ("udp", "tcp", "tls")}  # one string object each
 
 
@@ -104,6 +106,9 @@ class SipNode:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        # Flows of the peers that send to us, shared between messages (see _udp_flow).
+        self._udp_flows: dict[Address, Flow] = {}
+        self._stream_flows: dict[tuple[str, str, int], Flow] = {}
 
     def _route_for(self, uri: str) -> Binding | None:
         try:
@@ -341,12 +346,25 @@ class SipNode:
     def _local_via(self, transport: str) -> str:
         return self._vias.get(transport) or next(iter(self._vias.values()))
 
-    def _on_datagram(self, data: bytes, host: str, port: int) -> None:
+    def _on_datagram(self, data: bytes, addr: Address) -> None:
         self._datagrams += 1
         if self._datagrams & 31 == 0:
             self._sample_backlog()
-        self.core.receive(data, Flow("udp", host, port), self._now())
+        flow = self._udp_flows.get(addr)
+        if flow is None:
+            flow = self._udp_flow(addr)
+        assert self._loop is not None
+        self.core.receive(data, flow, self._loop.time())
         self._rearm()
+
+    def _udp_flow(self, addr: Address) -> Flow:
+        """The Flow of a UDP peer, made once and shared (immutable): building one per datagram
+        costs more than the lookup. The table is bounded: emptied when it grows too large."""
+        flows = self._udp_flows
+        if len(flows) >= _MAX_CACHED_FLOWS:
+            flows.clear()
+        flow = flows[addr] = Flow("udp", str(addr[0]), int(addr[1]))
+        return flow
 
     def _sample_backlog(self) -> None:
         """Every 32 datagrams: how much is queued unread in the socket. Over the profile's
@@ -371,7 +389,14 @@ class SipNode:
             self.log.warning("overload cleared", backlog_bytes=backlog, kernel_drops=drops)
 
     def _on_stream_message(self, data: bytes, transport: str, host: str, port: int) -> None:
-        self.core.receive(data, Flow(transport, host, port), self._now())
+        key = (transport, host, port)
+        flow = self._stream_flows.get(key)
+        if flow is None:
+            if len(self._stream_flows) >= _MAX_CACHED_FLOWS:
+                self._stream_flows.clear()
+            flow = self._stream_flows[key] = Flow(transport, host, port)
+        assert self._loop is not None
+        self.core.receive(data, flow, self._loop.time())
         self._rearm()
 
     def _on_framing_error(self, transport: str, host: str, port: int,
@@ -407,6 +432,12 @@ class SipNode:
         self._loop.call_soon(self._on_send_failed, flow.transport, flow.host, flow.port)
 
     def _rearm(self) -> None:
+        at = self._timer_at
+        assert self._loop is not None
+        if at is not None and at <= self._loop.time() + self.core.min_timer_delay:
+            # Armed no later than anything the core can have filed since (every new timer is
+            # at least min_timer_delay away): the usual case under load, nothing to ask.
+            return
         deadline = self.core.next_deadline()
         if deadline is None:
             return

@@ -77,7 +77,9 @@ class _ServerSide:
         self.armed: int | None = None  # the timer tick this side is filed under
         self.branches = 0  # client branches still without a final response
         self.best: tuple[int, Response | None] | None = None  # best final (§16.7 step 6)
-        self.challenges: list[tuple[str, str]] = []  # from 401/407 branches (§16.7 step 7)
+        # from 401/407 branches (§16.7 step 7); a list only once there is one (one object less
+        # per transaction for the collector to scan)
+        self.challenges: list[tuple[str, str]] | None = None
         self.context_done = False  # a final response has been sent upstream
         self.relayed = False
         self.number: str | None = None  # recipient subscriber, for store-on-timeout
@@ -165,11 +167,12 @@ class ProxyCore:
         self.revoke_handler: Callable[[Request, Revoke, object], None] | None = None
         # P2P SMS fallback goes to this handler, answered later through :meth:`answer`.
         self.sms_handler: Callable[[Request, SmsOut, object], None] | None = None
-        self.answer_timeout = answer_timeout
+        self.timers = timers
+        self.min_timer_delay = 0.0
+        self.answer_timeout = answer_timeout  # sets min_timer_delay
         self._answer_deadlines: list[tuple[float, int, _ServerSide]] = []
         self._answer_seq = itertools.count()
         self._local_via = local_via
-        self.timers = timers
         self.max_message_size = max_message_size
         self.server_header = server_header
         self.metrics = metrics
@@ -182,6 +185,8 @@ class ProxyCore:
         self._buckets: dict[int, list[_ServerSide | _ClientSide]] = {}
         self._ticks: list[int] = []
         self._branch_seq = itertools.count(1)
+        # Our own Via values (one per transport) known to parse plainly: see _own_branch.
+        self._plain_vias: set[str] = set()
         self._tag_prefix = os.urandom(4).hex()
         # Overload (DESIGN.md §3): set by the adapter from the socket backlog; pending relays
         # are counted here. While either is over its bound, new requests get 503.
@@ -264,6 +269,19 @@ class ProxyCore:
             self._client_events(side, side.txn.transport_error(now), now)
 
     @property
+    def answer_timeout(self) -> float:
+        return self._answer_timeout
+
+    @answer_timeout.setter
+    def answer_timeout(self, seconds: float) -> None:
+        self._answer_timeout = seconds
+        # No timer this core files is due sooner than this after the call that files it
+        # (Timer E = T1, K = T4, F = J = 64·T1; the answer timeout): an adapter whose loop
+        # timer is due within this need not ask next_deadline() again.
+        delay = min(self.timers.t1, self.timers.t4)
+        self.min_timer_delay = min(delay, seconds) if seconds > 0 else delay
+
+    @property
     def pending_relays(self) -> int:
         return self._pending_relays
 
@@ -290,11 +308,12 @@ class ProxyCore:
         if method == "ACK":
             self._count(method, "absorbed")
             return  # ACK for a response we never sent, or a 2xx ACK routed to us: drop
-        if via.host != flow.host or via.param("rport") == "":
+        rport = via.param("rport")
+        if via.host != flow.host or rport == "":
             # §18.2.1: note the source address; RFC 3581 §4: fill in an empty rport.
             params = [(k, v) for k, v in via.params if k.lower() not in ("received", "rport")]
             params.append(("received", flow.host))
-            if via.param("rport") is not None:
+            if rport is not None:
                 params.append(("rport", str(flow.port)))
             via.params = tuple(params)
             req.replace_top_via(str(via))
@@ -317,7 +336,9 @@ class ProxyCore:
             branch or "", reliable=flow.transport in _RELIABLE, timers=self.timers,
         ), flow, req, now)
         self._servers[key] = side
-        if isinstance(decision, Reply):
+        if isinstance(decision, Relay):
+            self._relay(side, decision, now)
+        elif isinstance(decision, Reply):
             self._reply(side, decision, now)
         elif isinstance(decision, Distribute):
             if self.distribute_handler is None:
@@ -340,8 +361,6 @@ class ProxyCore:
                 self._reply(side, Reply(480, log_reason="store-and-forward unavailable"), now)
             else:
                 self.store_handler(req, decision.number, side, False)  # answered via answer()
-        else:
-            self._relay(side, decision, now)
 
     def answer(self, token: object, status: int, now: float, reason: str | None = None,
                headers: tuple[tuple[str, str], ...] = ()) -> None:
@@ -398,10 +417,10 @@ class ProxyCore:
         self._pending_relays += 1
         side.number = d.number
         side.relay = d
-        if (self.answer_timeout and d.number is not None and self.store_handler is not None
+        if (self._answer_timeout and d.number is not None and self.store_handler is not None
                 and req.method == "MESSAGE" and d.storable):
             heapq.heappush(self._answer_deadlines,
-                           (now + self.answer_timeout, next(self._answer_seq), side))
+                           (now + self._answer_timeout, next(self._answer_seq), side))
         lh = loop_hash(req)
         for binding in d.targets:
             flow = self._target_flow(binding)
@@ -431,19 +450,24 @@ class ProxyCore:
         if b.flow.transport in _RELIABLE and self._flow_open(b.flow):
             return b.flow
         uri = b.contact.uri
-        if isinstance(uri, SipUri) and all(c in _IP_CHARS for c in uri.host):
-            transport = (uri.param("transport") or "udp").lower()
+        if isinstance(uri, SipUri) and _IP_CHARS.issuperset(uri.host):
+            transport = (uri.param("transport") or "udp").lower() if uri.params else "udp"
             if uri.scheme == "sips" and transport == "tcp":
                 transport = "tls"
             if transport in ("udp", "tcp", "tls"):
                 port = uri.port or (5061 if transport == "tls" else 5060)
-                return Flow(transport, uri.host.strip("[]"), port)
+                host = uri.host.strip("[]")
+                own = b.flow  # usually the Contact's own address: no new Flow
+                if own.port == port and own.host == host and own.transport == transport:
+                    return own
+                return Flow(transport, host, port)
         return b.flow
 
     # -- responses -----------------------------------------------------------------------
     def _on_response(self, resp: Response, flow: Flow, now: float) -> None:
-        via = resp.top_via()
-        branch = via.branch
+        branch = self._own_branch(resp, flow)
+        if branch is None:
+            branch = resp.top_via().branch
         client = self._clients.get((branch or "", resp.cseq()[1]))
         if client is None:
             # §16.7 step 2: a response matching no client transaction is forwarded
@@ -452,6 +476,39 @@ class ProxyCore:
             return
         self._client_events(client, client.txn.receive_response(resp.status, b"", now), now,
                             resp)
+
+    def _own_branch(self, resp: Response, flow: Flow) -> str | None:
+        """The branch of the top Via when it is ours as we sent it (``<our Via>;branch=<b>``,
+        the usual case; RFC 3261 §16.7 step 3 finds our Via there): read without parsing the
+        Via, the same value :meth:`Message.top_via` would give. None: parse it."""
+        value = resp.headers.get("Via")
+        if value is None:
+            return None
+        own = self._local_via(flow.transport)
+        n = len(own)
+        if value[n : n + 8] != ";branch=" or not value.startswith(own):
+            return None
+        if own not in self._plain_vias:
+            if not self._is_plain_via(own):
+                return None  # e.g. an IPv6 listener: let the parser judge
+            self._plain_vias.add(own)
+        branch = value[n + 8 :]
+        comma = branch.find(",")
+        if comma >= 0:
+            branch = branch[:comma]
+        # letters, digits and dots only (as we make them): nothing the Via grammar treats apart
+        if branch.isascii() and branch.replace(".", "").isalnum() and '"' not in value:
+            return branch
+        return None
+
+    @staticmethod
+    def _is_plain_via(own: str) -> bool:
+        """Our Via value parses to itself plus the branch (checked once per listener)."""
+        try:
+            via = parse_via(f"{own};branch=z9hG4bK0")
+        except RemoteProtocolError:
+            return False
+        return str(via) == f"{own};branch=z9hG4bK0" and via.branch == "z9hG4bK0"
 
     def _client_events(self, client: _ClientSide, events: list[Any], now: float,
                        resp: Response | None = None) -> None:
@@ -511,6 +568,8 @@ class ProxyCore:
             return
         if resp is not None and status in (401, 407):
             for name in _CHALLENGES:
+                if side.challenges is None:
+                    side.challenges = []
                 side.challenges.extend((name, v) for v in resp.headers.get_fields(name))
         if side.best is None or _response_rank(status) < _response_rank(side.best[0]):
             side.best = (status, resp)
@@ -536,7 +595,7 @@ class ProxyCore:
             headers.pop_first_value("Via")
             for name in _CHALLENGES:
                 headers.remove(name)
-            for k, v in side.challenges:
+            for k, v in side.challenges or ():
                 headers.add(k, v)
             data = Response(best.status, best.reason, headers, best.body).to_bytes()
         else:
@@ -584,7 +643,7 @@ class ProxyCore:
         side.request = None
         side.relay = None
         side.best = None
-        side.challenges = []
+        side.challenges = None
         self._count(side.method, str(status))
         if side.relayed and self.metrics is not None:
             self.metrics.relay_seconds.observe(now - side.started)

@@ -65,7 +65,7 @@ class Reply:
     log_reason: str | None = None  # why, for the WARNING/DEBUG log and metrics
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built for every relayed request (cheaper); never edited
 class Relay:
     """Proxy the request statefully to these bindings (parallel fork, §16.6)."""
 
@@ -129,14 +129,14 @@ Decision = Reply | Relay | Store | Distribute | Revoke | SmsOut | Absorb
 REVOKE_TYPE = "application/vnd.gsma.rcsrevoke+xml"
 
 
+_LOOP_FIELDS = ("from", "to", "call-id", "cseq", "proxy-require")
+
+
 def loop_hash(req: Request) -> str:
     """RFC 3261 §16.6 step 8: a hash of the fields that make a request 'the same' for loop
     detection (Request-URI, From tag, To tag, Call-ID, CSeq number, Proxy-Require)."""
-    h = req.headers
-    key = "|".join((
-        req.uri, h.get("From") or "", h.get("To") or "", h.get("Call-ID") or "",
-        (h.get("CSeq") or "").split(" ", 1)[0], h.get("Proxy-Require") or "",
-    ))
+    from_, to, call_id, cseq, proxy_require = req.headers.first_values(_LOOP_FIELDS)
+    key = "|".join((req.uri, from_, to, call_id, cseq.split(" ", 1)[0], proxy_require))
     return format(zlib.crc32(key.encode("utf-8", "surrogateescape")), "08x")
 
 
@@ -211,20 +211,23 @@ class Router:
 
     # -- the pipeline ------------------------------------------------------------------
     def route(self, req: Request, flow: Flow, now: float) -> Decision:
-        return (
-            self.sanity(req)
-            or self.authenticate(req, flow, now)
-            or self.registrar_step(req, flow, now)
-            or self.static_route(req)
-            or self.dispatch(req, now)
-        )
+        # The steps in order; each guard is the step's own first test, checked here so that a
+        # relayed MESSAGE makes no call that can only return None.
+        decision = self.sanity(req)
+        if decision is None and self.nonces is not None and req.method != "CANCEL":
+            decision = self.authenticate(req, flow, now)
+        if decision is None and req.method == "REGISTER":
+            decision = self.registrar_step(req, flow, now)
+        if decision is None and self.routes:
+            decision = self.static_route(req)
+        return decision or self.dispatch(req, now)
 
     def static_route(self, req: Request) -> Decision | None:
         """Requests for a routed foreign domain go to its next hop, Request-URI unchanged."""
         hop = self.route_for(req.request_uri()) if self.routes else None
         if hop is None or req.method in ("CANCEL", "REGISTER"):
             return None
-        mf = req.int_header("Max-Forwards")
+        mf = req.max_forwards()
         return Relay((hop,), (mf if mf is not None else self.max_forwards + 1) - 1,
                      keep_uri=True)
 
@@ -237,14 +240,15 @@ class Router:
         # malformed one is a 400 here, not a failure later (RemoteProtocolError → 400).
         req.from_()
         req.to()
-        mf = req.int_header("Max-Forwards")
+        mf = req.max_forwards()
         if mf is not None and mf == 0 and method != "OPTIONS" and method != "REGISTER":
             return Reply(483, log_reason="Max-Forwards reached 0")
         ruri = req.request_uri()
         if not isinstance(ruri, SipUri | TelUri):
             return Reply(416, log_reason=f"Request-URI scheme {ruri.scheme!r}")
         proxy_require = req.headers.get_all("Proxy-Require")
-        unsupported = [o for o in proxy_require if o.lower() not in SUPPORTED_OPTIONS]
+        unsupported = proxy_require and [
+            o for o in proxy_require if o.lower() not in SUPPORTED_OPTIONS]
         if unsupported:
             return Reply(
                 420, headers=(("Unsupported", ", ".join(unsupported)),),
@@ -261,15 +265,21 @@ class Router:
         # Loop detection (§16.3 step 4): our own Via with the same loop hash is a loop; the
         # same Via with another hash is a spiral and allowed.
         local = self.local_sent_by()
-        via_fields = req.headers.get_fields("Via")
-        if any(sb in field for field in via_fields for sb in local):
-            lh = None
-            for via in req.vias():
-                if via.sent_by in local:
-                    branch = via.branch or ""
-                    lh = lh or loop_hash(req)
-                    if branch.startswith("z9hG4bK") and branch[7:15] == lh:
-                        return Reply(482, log_reason="request looped back to this node")
+        for field in req.headers.get_fields("Via"):
+            for sb in local:
+                if sb in field:
+                    return self._loop_check(req, local)
+        return None
+
+    @staticmethod
+    def _loop_check(req: Request, local: frozenset[str]) -> Decision | None:
+        lh = None
+        for via in req.vias():
+            if via.sent_by in local:
+                branch = via.branch or ""
+                lh = lh or loop_hash(req)
+                if branch.startswith("z9hG4bK") and branch[7:15] == lh:
+                    return Reply(482, log_reason="request looped back to this node")
         return None
 
     def authenticate(self, req: Request, flow: Flow, now: float) -> Decision | None:
@@ -383,7 +393,8 @@ class Router:
 
     def message(self, req: Request, now: float) -> Decision:
         """Pager-mode MESSAGE (RFC 3428): relay to every live binding of the recipient."""
-        if any(o.lower() == "recipient-list-message" for o in req.headers.get_all("Require")):
+        required = req.headers.get_all("Require")
+        if required and any(o.lower() == "recipient-list-message" for o in required):
             return self.recipient_list(req)
         ctype = (req.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
         if req.body and not ctype:
@@ -432,7 +443,7 @@ class Router:
             return Reply(480, log_reason="recipient not registered")
         if len(bindings) > 1 and "no-fork" in directives:
             bindings = bindings[:1]  # RFC 3841 §9.1: one target only, the best one
-        mf = req.int_header("Max-Forwards")
+        mf = req.max_forwards()
         return Relay(tuple(bindings), (mf if mf is not None else self.max_forwards + 1) - 1,
                      number, storable=storable, imdn_id=imdn_id, is_report=is_report)
 
@@ -511,7 +522,7 @@ class Router:
                 and bindings):
             cached = self.capabilities.get(number, now)
             if cached is None:
-                mf = req.int_header("Max-Forwards")
+                mf = req.max_forwards()
                 # the UE answers for itself (protocols.md §4); note_capabilities caches it
                 return Relay(tuple(bindings), (mf if mf is not None else self.max_forwards + 1)
                              - 1, number)

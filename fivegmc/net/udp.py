@@ -9,7 +9,10 @@ import struct
 from collections.abc import Callable
 from typing import cast
 
-OnDatagram = Callable[[bytes, str, int], None]
+#: (data, the peer address as the transport gives it: (host, port[, flowinfo, scope_id]); the
+#: same tuple each time, so the callee may use it as a dict key)
+Address = tuple[str | int, ...]
+OnDatagram = Callable[[bytes, Address], None]
 UDP_BUFFER_BYTES = 8 * 1024 * 1024
 # Linux <linux/sock_diag.h>: SO_MEMINFO returns u32[SK_MEMINFO_VARS].
 _SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)
@@ -28,8 +31,8 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         # uvloop's UDP transport does not subclass asyncio.DatagramTransport.
         self.transport = cast(asyncio.DatagramTransport, transport)
 
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self._on_datagram(data, str(addr[0]), int(addr[1]))
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        self._on_datagram(data, addr)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors (port unreachable) for earlier sends; the transaction timers cover them.
