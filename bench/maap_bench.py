@@ -305,41 +305,69 @@ def cpu_delta(before: dict[str, float], after: dict[str, float], wall: float,
 
 
 async def throughput(target: Target, ues: Ues, users: int, rate: float,
-                     duration: float, sink_got: Sink) -> None:
+                     duration: float, sink_got: Sink, per_request: int = 1) -> None:
+    """``per_request`` 1: GSMA sends, one user each; above 1: CT/CU sends with that many
+    numbers in ``destinationAddress`` (the offered rate is still in messages per second)."""
     base = target.base
-    bot = next(b for b in target.profile.maap.chatbots if b.id == "labbot")
-    basic = base64.b64encode(f"{bot.app_id}:{bot.secret}".encode()).decode()
-    async with aiohttp.ClientSession() as http, http.post(
-            f"{base}/oauth2/v1/token",
-            data={"grant_type": "client_credentials", "scope": "botmessage"},
-            headers={"Authorization": f"Basic {basic}"}) as resp:
-        token = (await resp.json())["access_token"]
+    if per_request <= 1:
+        bot = next(b for b in target.profile.maap.chatbots if b.id == "labbot")
+        basic = base64.b64encode(f"{bot.app_id}:{bot.secret}".encode()).decode()
+        async with aiohttp.ClientSession() as http, http.post(
+                f"{base}/oauth2/v1/token",
+                data={"grant_type": "client_credentials", "scope": "botmessage"},
+                headers={"Authorization": f"Basic {basic}"}) as resp:
+            token = (await resp.json())["access_token"]
+        url = f"{base}/bot/v1/labbot/messages"
+        auth = (("Authorization", f"Bearer {token}"), ("Content-Type", "application/json"))
+    else:
+        bot = next(b for b in target.profile.maap.chatbots if b.dialect == "ctcu")
+        async with aiohttp.ClientSession() as http, http.post(
+                f"{base}/bot/v1/{bot.id}/accessToken",
+                json={"appId": bot.app_id, "appKey": bot.secret}) as resp:
+            token = (await resp.json())["accessToken"]
+        url = f"{base}/bot/v1/{quote(bot.uri, safe='')}/messages"
+        auth = (("Authorization", f"accessToken {token}"),
+                ("Content-Type", "application/json"))
     # the load generator's own HTTP client is the lean one (fivegmc.http): ≈ 1/3 of aiohttp's
     # CPU per request, so more of the 2 cores are left to the network under test
     http = HttpClient(max_connections_per_origin=256)
-    url = f"{base}/bot/v1/labbot/messages"
-    auth = (("Authorization", f"Bearer {token}"), ("Content-Type", "application/json"))
     try:
         sent_at: dict[str, float] = {}
         errors: dict[str, int] = {}
-        total = int(rate * duration)
+        total = int(rate * duration / per_request)  # requests
+        rate = rate / per_request  # requests per second
         pending: set[asyncio.Task[None]] = set()
 
         async def one(i: int) -> None:
             mid = uuid.uuid4().hex
-            user = number(i % users)
-            key = f"{mid}#{user}"
-            sent_at[key] = time.perf_counter()
-            body = json.dumps({"RCSMessage": {"msgId": mid, "textMessage": f"bench {i}"},
-                               "messageContact": {"userContact": user}}).encode()
+            first = i * per_request
+            numbers = [number((first + k) % users) for k in range(per_request)]
+            keys = [f"{mid}#{n}" for n in numbers]
+            now = time.perf_counter()
+            for key in keys:
+                sent_at[key] = now
+            if per_request <= 1:
+                body = json.dumps({"RCSMessage": {"msgId": mid, "textMessage": f"bench {i}"},
+                                   "messageContact": {"userContact": numbers[0]}}).encode()
+            else:
+                body = json.dumps({
+                    "messageId": mid, "senderAddress": bot.uri,
+                    "destinationAddress": [f"tel:{n}" for n in numbers],
+                    "messageList": [{"contentType": "text/plain", "contentEncoding": "utf8",
+                                     "contentText": f"bench {i}"}],
+                    "reportRequest": ["sent", "delivered"]}).encode()
             try:
                 resp = await http.post(url, body, auth, timeout_s=30)
-                if resp.status >= 300:
+                bad = resp.status >= 300 or (per_request > 1
+                                             and json.loads(resp.body).get("errorCode") != 0)
+                if bad:
                     errors[str(resp.status)] = errors.get(str(resp.status), 0) + 1
-                    sent_at.pop(key, None)
+                    for key in keys:
+                        sent_at.pop(key, None)
             except (HttpError, OSError) as exc:
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-                sent_at.pop(key, None)
+                for key in keys:
+                    sent_at.pop(key, None)
 
         cpu0 = target.cpu()
         delivered0 = sink_got.statuses.get("delivered", 0)
@@ -366,8 +394,11 @@ async def throughput(target: Target, ues: Ues, users: int, rate: float,
         reported = sink_got.statuses.get("delivered", 0) - delivered0
         got = [ues.received[k] - t for k, t in sent_at.items() if k in ues.received]
         last = max((ues.received[k] for k in sent_at if k in ues.received), default=start)
-        print(f"throughput ({target.mode}): offered {total} at {total / offered_s:.0f}/s "
-              f"({rate:.0f}/s asked), {len(got)} received by UEs in {last - start:.2f} s "
+        how = ("GSMA, one user per request" if per_request <= 1
+               else f"CT/CU, {per_request} users per request")
+        print(f"throughput ({target.mode}; {how}): offered {total * per_request} at "
+              f"{total * per_request / offered_s:.0f}/s ({rate * per_request:.0f}/s asked), "
+              f"{len(got)} received by UEs in {last - start:.2f} s "
               f"→ achieved {len(got) / (last - start):.0f} msgs/s; "
               f"lost {len(sent_at) - len(got)}; API errors {errors or 0}")
         if ues.imdn:
@@ -553,7 +584,8 @@ async def main(args: argparse.Namespace) -> None:
             print(f"registered {len(ues.registered)} UEs in {time.perf_counter() - t:.1f} s "
                   f"on {args.sockets} UDP sockets; {target.mode}")
             if args.rate > 0:
-                await throughput(target, ues, args.users, args.rate, args.duration, got)
+                await throughput(target, ues, args.users, args.rate, args.duration, got,
+                                 args.per_request)
             if args.campaign:
                 await campaign(target, ues, args.campaign, args.campaign_api, got)
             await asyncio.sleep(0.5)
@@ -581,6 +613,9 @@ if __name__ == "__main__":
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="profile override for the MaaP (repeatable), e.g. "
                              "maap.fanout_concurrency=512")
+    parser.add_argument("--per-request", type=int, default=1,
+                        help="throughput phase: users per API request (1: GSMA sends; more: "
+                             "CT/CU sends with that many destinationAddress numbers)")
     parser.add_argument("--logs", action="store_true",
                         help="--split: print the tail of both nodes' logs at the end")
     parser.add_argument("--campaign-api", action="store_true",
