@@ -58,7 +58,8 @@ class StoreAndForward:
                  cdrs: CdrRecorder | None = None,
                  route_for: Callable[[str], Binding | None] = lambda uri: None,
                  traces: RecentTraces | None = None,
-                 on_imdn: Callable[[bytes, float], None] | None = None) -> None:
+                 on_imdn: Callable[[bytes, float], None] | None = None,
+                 on_core_change: Callable[[], None] = lambda: None) -> None:
         self.profile = profile
         self.store = store
         self.core = core
@@ -72,6 +73,9 @@ class StoreAndForward:
         self.route_for = route_for  # the static route (next hop) serving a URI, if any
         self.traces = traces  # to find stored messages by imdn.Message-ID
         self.on_imdn = on_imdn  # an IMDN passed through (for the trace of its message)
+        # called after each answer/originate: the core filed timers the adapter's loop timer
+        # must cover (the adapter re-arms it, as after a received message)
+        self.on_core_change = on_core_change
         self._spawn: Callable[[Awaitable[None]], Any] | None = None
         self._delivering: set[str] = set()
         # Messages stored after the answer timeout whose relay is still running: token → id
@@ -84,6 +88,11 @@ class StoreAndForward:
         #: Called with each message that expired undelivered (after its IMDN): where the SMS
         #: fallback plugs in (issue 5). A hook that raises is logged and does not stop others.
         self.expired_hooks: list[Callable[[StoredMessage], Awaitable[None] | None]] = []
+
+    def _answer(self, token: object, status: int, now: float, reason: str | None = None,
+                headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self.core.answer(token, status, now, reason, headers)
+        self.on_core_change()  # Timer J of the answered server transaction
 
     def bind(self, spawn: Callable[[Any], Any]) -> None:
         """Give the service its parent: the node's TaskGroup ``create_task``."""
@@ -102,7 +111,7 @@ class StoreAndForward:
         try:
             msg = self._stored_form(req, number)
         except RemoteProtocolError as exc:
-            self.core.answer(token, 400, self.now(), f"Bad Request ({exc.reason})")
+            self._answer(token, 400, self.now(), f"Bad Request ({exc.reason})")
             return
         if relay_running:
             # The relay goes on; the first retry waits, so the UE is not sent a second copy
@@ -152,13 +161,13 @@ class StoreAndForward:
             result = await self.store.put_message(msg)
         except StoreFull:
             self._answered_early.discard(token)
-            self.core.answer(token, 503, self.now(), "Message store full",
+            self._answer(token, 503, self.now(), "Message store full",
                              (("Retry-After", "60"),))
             return
         except StoreError as exc:
             self._answered_early.discard(token)
             self.log.warning("store unavailable: answering 503", error=str(exc))
-            self.core.answer(token, 503, self.now(), "Message store unavailable",
+            self._answer(token, 503, self.now(), "Message store unavailable",
                              (("Retry-After", "5"),))
             return
         if result.duplicate:
@@ -167,7 +176,7 @@ class StoreAndForward:
             why = "no answer in time" if relay_running else "recipient offline"
             await self._trace(result.id, "stored", f"for {msg.recipient} ({why})")
             self._noted(msg, result.id)
-        self.core.answer(token, 202, self.now())  # only now: the message is durable
+        self._answer(token, 202, self.now())  # only now: the message is durable
         if relay_running:
             if token in self._answered_early:
                 self._answered_early.discard(token)
@@ -187,7 +196,7 @@ class StoreAndForward:
             if d.message.content_type.split(";", 1)[0].strip().lower() == "message/cpim":
                 imdn_id = parse_cpim(d.message.body).message_id
         except RemoteProtocolError as exc:
-            self.core.answer(token, 400, self.now(), f"Bad Request ({exc.reason})")
+            self._answer(token, 400, self.now(), f"Bad Request ({exc.reason})")
             return
         keep = tuple((n, v) for n, v in req.headers
                      if n.lower() not in _HOP_HEADERS and n.lower() not in _LIST_HEADERS)
@@ -218,14 +227,14 @@ class StoreAndForward:
         except StoreError as exc:
             # Some copies may be stored: a resend is safe, duplicates are suppressed.
             self.log.warning("store unavailable for a recipient list: 503", error=str(exc))
-            self.core.answer(token, 503, self.now(), "Message store unavailable",
+            self._answer(token, 503, self.now(), "Message store unavailable",
                              (("Retry-After", "5"),))
             return
         for msg, result in zip(copies, results, strict=True):
             if not result.duplicate:
                 await self._trace(result.id, "stored", f"for {msg.recipient} (recipient list)")
                 self._noted(msg, result.id)
-        self.core.answer(token, 202, self.now(), None, warning)
+        self._answer(token, 202, self.now(), None, warning)
         for msg in copies:
             if self.registrar.lookup(msg.recipient, self.now()):
                 self.on_registered(msg.recipient)
@@ -249,23 +258,23 @@ class StoreAndForward:
         try:
             found = await self._find_stored(d)
             if found is None:
-                self.core.answer(token, 404, self.now(), "Message not stored")
+                self._answer(token, 404, self.now(), "Message not stored")
                 return
             # A delivery attempt still waiting for the UE's answer does not stop the revoke:
             # the UE has not taken the message (a UE that never answers is the fallback case);
             # should its 2xx still come, the copy stays revoked (compare-and-set) and the late
             # answer is only logged.
             if not await self.store.mark_failed(found.id, self.wall(), "revoked"):
-                self.core.answer(token, 404, self.now(), "Message not stored")
+                self._answer(token, 404, self.now(), "Message not stored")
                 return
         except StoreError as exc:
             self.log.warning("store unavailable for a revoke: 503", error=str(exc))
-            self.core.answer(token, 503, self.now(), "Message store unavailable",
+            self._answer(token, 503, self.now(), "Message store unavailable",
                              (("Retry-After", "5"),))
             return
         await self._trace(found.id, "revoked", f"by {d.sender}")
         self._cdr(found, REVOKED, 200)
-        self.core.answer(token, 200, self.now())
+        self._answer(token, 200, self.now())
 
     async def _find_stored(self, d: Revoke) -> StoredMessage | None:
         """The sender's STORED message with that imdn.Message-ID for the recipient (a one-to-
@@ -342,6 +351,7 @@ class StoreAndForward:
                 fut.set_result(status)
 
         self.core.originate(data, flow, branch, "MESSAGE", settle, self.now())
+        self.on_core_change()  # Timer E/F of the new client transaction
         return fut
 
     def _cdr(self, msg: StoredMessage, outcome: Outcome, sip_status: int) -> None:

@@ -86,7 +86,8 @@ class SipNode:
             self.forwarding = StoreAndForward(profile, store, self.core, self.registrar,
                                               self.core.target_flow, log, self._now,
                                               cdrs=cdrs, route_for=self._route_for,
-                                              traces=self.traces, on_imdn=self.note_imdn)
+                                              traces=self.traces, on_imdn=self.note_imdn,
+                                              on_core_change=self._rearm_if_running)
             self.core.store_handler = self.forwarding.on_store
             self.core.late_success_handler = self.forwarding.on_late_success
             self.core.distribute_handler = self.forwarding.on_distribute
@@ -430,6 +431,10 @@ class SipNode:
     def _loop_call_failed(self, flow: Flow) -> None:
         assert self._loop is not None
         self._loop.call_soon(self._on_send_failed, flow.transport, flow.host, flow.port)
+
+    def _rearm_if_running(self) -> None:
+        if self._loop is not None:
+            self._rearm()
 
     def _rearm(self) -> None:
         at = self._timer_at

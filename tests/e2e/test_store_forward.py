@@ -411,3 +411,25 @@ async def test_same_message_id_to_several_offline_recipients_is_delivered_to_eac
     await wait_for(lambda: len(b.received) >= 1 and len(c.received) >= 1)
     await asyncio.sleep(0.3)
     assert len(b.received) == 1 and len(c.received) == 1
+
+
+async def test_stored_delivery_lost_on_udp_is_retransmitted_with_no_other_traffic(
+        ue_factory) -> None:  # type: ignore[no-untyped-def]
+    """A stored message's delivery is a MESSAGE the node originates: its Timer E (RFC 3261
+    §17.1.2.2) must run even when nothing else arrives to wake the node's timer."""
+    a = await ue_factory(A)
+    assert (await a.message(B, "first datagram lost")).status == 202
+    b = await ue_factory(B)
+    dropped: list[bytes] = []
+    deliver = b._on_data
+
+    def lossy(data: bytes, source: tuple[str, int] | None = None) -> None:
+        if data.startswith(b"MESSAGE") and not dropped:
+            dropped.append(data)  # the network lost it: no answer
+            return
+        deliver(data, source)
+
+    b._on_data = lossy  # type: ignore[method-assign]
+    assert (await b.register()).status == 200
+    await wait_for(lambda: dropped and len(b.received) >= 1, timeout=3.0)
+    assert parse_cpim(b.received[0].body).content == b"first datagram lost"
