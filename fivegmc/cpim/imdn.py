@@ -104,12 +104,69 @@ def _only_text(found: dict[str, list[ET.Element]], local: str, required: bool) -
     return text
 
 
+# The fast path below reads the plain shape every UE and build_imdn produce: an optional XML
+# declaration, <imdn> with only the default-namespace declaration, known children in any order
+# with ASCII text (no markup, entities or controls), whitespace between elements. Anything
+# else (prefixes, comments, CDATA, other attributes or elements, duplicates, ...) goes to the
+# ElementTree parser, which decides and names the problem; a property test holds both to the
+# same result.
+_FAST_DECL = re.compile(r'<\?xml version="1\.0"(?: encoding="(?i:utf-8)")?\?>')
+_FAST_ROOT = re.compile(r'[ \t\r\n]*<imdn xmlns="urn:ietf:params:xml:ns:imdn"[ \t\r\n]*>')
+_FAST_CHILD = re.compile(
+    r"[ \t\r\n]*(?:<(message-id|datetime|recipient-uri|original-recipient-uri)>([ -%'-;=?-~]*)</\1>"
+    r"|<(delivery-notification|display-notification)>[ \t\r\n]*<status>[ \t\r\n]*"
+    r"<(delivered|failed|forbidden|error|displayed)[ \t\r\n]*/>[ \t\r\n]*</status>[ \t\r\n]*</\3>)")
+_FAST_END = re.compile(r"[ \t\r\n]*</imdn>[ \t\r\n]*")
+
+
+def _fast_imdn(text: str) -> Imdn | None:
+    """The common IMDN document read with a few regexes; None: let ElementTree decide."""
+    decl = _FAST_DECL.match(text)
+    pos = decl.end() if decl is not None else 0
+    root = _FAST_ROOT.match(text, pos)
+    if root is None:
+        return None
+    pos = root.end()
+    texts: dict[str, str] = {}
+    notification: tuple[str, str] | None = None
+    while (m := _FAST_CHILD.match(text, pos)) is not None:
+        pos = m.end()
+        local = m.group(1)
+        if local is not None:
+            value = m.group(2).strip()
+            if local in texts or not value:
+                return None
+            texts[local] = value
+        else:
+            if notification is not None:
+                return None
+            notification = (_ELEMENT_KIND[m.group(3)], m.group(4))
+    end = _FAST_END.fullmatch(text, pos)
+    if end is None or notification is None:
+        return None
+    kind, status = notification
+    message_id = texts.get("message-id")
+    datetime = texts.get("datetime")
+    if message_id is None or datetime is None or status not in ALLOWED_STATUS[kind]:
+        return None
+    return Imdn(message_id=message_id, datetime=datetime, kind=cast(ImdnKind, kind),
+                status=cast(ImdnStatus, status), recipient_uri=texts.get("recipient-uri"),
+                original_recipient_uri=texts.get("original-recipient-uri"))
+
+
 def parse_imdn(xml: bytes) -> Imdn:
     """Parse a ``message/imdn+xml`` body; anything malformed raises RemoteProtocolError(400)."""
     try:
         text = xml.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:
         raise _bad("body is not UTF-8") from None
+    fast = _fast_imdn(text)
+    if fast is not None:
+        return fast
+    return _parse_imdn_tree(text)
+
+
+def _parse_imdn_tree(text: str) -> Imdn:
     upper = text.upper()
     if "<!DOCTYPE" in upper or "<!ENTITY" in upper:
         raise _bad("DTDs and entity declarations are not accepted")
