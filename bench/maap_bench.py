@@ -46,6 +46,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 from urllib.parse import quote
 
 import aiohttp
@@ -63,6 +64,7 @@ from fivegmc.maap.core import MaapCore  # noqa: E402
 from fivegmc.maap.model import Outbound, Payload, Status  # noqa: E402
 from fivegmc.net.loop import loop_factory, tune_gc  # noqa: E402
 from fivegmc.node import running  # noqa: E402
+from fivegmc.sip.parser import StreamFramer  # noqa: E402
 
 DOMAIN = "ims.mnc000.mcc460.3gppnetwork.org"
 TAGS = ('+g.3gpp.icsi-ref="urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.msg";'
@@ -70,21 +72,89 @@ TAGS = ('+g.3gpp.icsi-ref="urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.msg";'
 FIRST = 8613800000000  # lab 5G-message numbers: +8613800000000 … +8613800099999
 
 
+IMDN_XML = ('<?xml version="1.0" encoding="UTF-8"?>\n<imdn xmlns="urn:ietf:params:xml:ns:imdn">'
+            "<message-id>{mid}</message-id><datetime>{when}</datetime><delivery-notification>"
+            "<status><delivered /></status></delivery-notification></imdn>")
+IMDN_CPIM = ("From: <{me}>\r\nTo: <{bot}>\r\nDateTime: {now}\r\nNS: imdn <urn:ietf:params:imdn>\r\n"
+             "imdn.Message-ID: d{n}-{mid}\r\n\r\nContent-Type: message/imdn+xml\r\n"
+             "Content-Disposition: notification\r\nContent-Length: {length}\r\n\r\n")
+
+
+def _check_imdn_template() -> None:
+    """The template is byte for byte what the codec builds."""
+    args = {"me": "sip:+1@x", "bot": "sip:bot@y", "now": "2026-01-01T00:00:00Z", "n": 1,
+            "mid": "m1"}
+    xml = IMDN_XML.format(mid="m1", when="2026-01-01T00:00:00Z").encode()
+    mine = IMDN_CPIM.format(length=len(xml), **args).encode() + xml
+    codec = build_imdn_report_cpim(from_="sip:+1@x", to="sip:bot@y", message_id="d1-m1",
+                                   datetime="2026-01-01T00:00:00Z", original_message_id="m1",
+                                   original_datetime="2026-01-01T00:00:00Z", kind="delivery",
+                                   status="delivered")
+    if mine != codec:
+        raise RuntimeError(f"IMDN template differs from the codec:\n{mine!r}\n{codec!r}")
+
+
 def number(i: int) -> str:
     return f"+{FIRST + i}"
 
 
+class _Flow:
+    """One simulated-UE socket: a UDP socket, or a TCP connection to the 5GMC (the way an
+    IMS core's trunk or a P-CSCF carries many UEs' traffic over few connections). Writes made
+    in one event-loop iteration leave together."""
+
+    def __init__(self, node: tuple[str, int], transport: str) -> None:
+        self.node = node
+        self.transport_name = transport
+        self.transport: asyncio.BaseTransport | None = None
+        self.port = 0
+        self._out: list[bytes] = []
+
+    def send(self, data: bytes) -> None:
+        if self.transport_name == "udp":
+            cast(asyncio.DatagramTransport, self.transport).sendto(data, self.node)
+            return
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(data)
+
+    def _flush(self) -> None:
+        chunks, self._out = self._out, []
+        t = cast(asyncio.Transport, self.transport)
+        if chunks and not t.is_closing():
+            t.writelines(chunks)
+
+
+class _UdpProto(asyncio.DatagramProtocol):
+    def __init__(self, ues: Ues, flow: _Flow) -> None:
+        self.ues, self.flow = ues, flow
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self.ues._on(data, self.flow)
+
+
+class _StreamProto(asyncio.Protocol):
+    def __init__(self, ues: Ues, flow: _Flow) -> None:
+        self.ues, self.flow = ues, flow
+        self.framer = StreamFramer(1 << 20)
+
+    def data_received(self, data: bytes) -> None:
+        for msg in self.framer.feed(data):
+            self.ues._on(msg, self.flow)
+
+
 @dataclass
 class Ues:
-    """Simulated UEs on a few UDP sockets: REGISTER, then answer MESSAGEs 200."""
+    """Simulated UEs on a few UDP sockets (or TCP connections): REGISTER, then answer
+    MESSAGEs 200."""
 
     node: tuple[str, int]
     sockets: int = 4
+    transport: str = "udp"
     received: dict[str, float] = field(default_factory=dict)  # imdn.Message-ID#number -> t
     count: int = 0
     registered: set[str] = field(default_factory=set)
-    _transports: list[asyncio.DatagramTransport] = field(default_factory=list)
-    _ports: list[int] = field(default_factory=list)
+    _flows: list[_Flow] = field(default_factory=list)
     track: bool = True
     #: answer a MESSAGE asking positive-delivery with a delivered IMDN (as a real UE does)
     imdn: bool = True
@@ -93,22 +163,23 @@ class Ues:
     _imdns: dict[bytes, bytes] = field(default_factory=dict)  # Call-ID -> IMDN request, until 2xx
 
     async def start(self) -> None:
+        _check_imdn_template()
         loop = asyncio.get_running_loop()
         ues = self
         for _ in range(self.sockets):
-            class Proto(asyncio.DatagramProtocol):
-                def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-                    ues._on(data, self.transport)  # type: ignore[attr-defined]
+            flow = _Flow(self.node, self.transport)
+            transport: asyncio.BaseTransport
+            if self.transport == "udp":
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda f=flow: _UdpProto(ues, f), local_addr=("127.0.0.1", 0))
+            else:
+                transport, _ = await loop.create_connection(
+                    lambda f=flow: _StreamProto(ues, f), *self.node)
+            flow.transport = transport
+            flow.port = transport.get_extra_info("sockname")[1]
+            self._flows.append(flow)
 
-                def connection_made(self, transport: asyncio.BaseTransport) -> None:
-                    self.transport = transport
-
-            transport, _ = await loop.create_datagram_endpoint(Proto,
-                                                               local_addr=("127.0.0.1", 0))
-            self._transports.append(transport)  # type: ignore[arg-type]
-            self._ports.append(transport.get_extra_info("sockname")[1])
-
-    def _on(self, data: bytes, transport: asyncio.DatagramTransport) -> None:
+    def _on(self, data: bytes, flow: _Flow) -> None:
         now = time.perf_counter()
         head, _, body = data.partition(b"\r\n\r\n")
         lines = head.split(b"\r\n")
@@ -120,8 +191,7 @@ class Ues:
                     self.imdns_retried += 1
                     again = imdn.replace(b";branch=z9hG4bK", b";branch=z9hG4bKr", 1)
                     self._imdns[call_id] = again
-                    asyncio.get_running_loop().call_later(1.0, transport.sendto, again,
-                                                          self.node)
+                    asyncio.get_running_loop().call_later(1.0, flow.send, again)
                 return
             if lines[0][8:11] == b"200":
                 for line in lines:
@@ -132,7 +202,7 @@ class Ues:
         to = next((ln for ln in lines if ln[:3] == b"To:"), b"To: <sip:x@x>")
         reply = b"\r\n".join([b"SIP/2.0 200 OK", *keep, to + b";tag=ue", b"Content-Length: 0",
                               b"", b""])
-        transport.sendto(reply, self.node)
+        flow.send(reply)
         if lines[0].startswith(b"MESSAGE"):
             self.count += 1
             user = lines[0].split(b"sip:", 1)[1].split(b"@", 1)[0]
@@ -143,10 +213,9 @@ class Ues:
             if self.imdn and mid and b"positive-delivery" in body:
                 frm = next((ln for ln in lines if ln[:5] == b"From:"), b"")
                 bot = frm[frm.find(b"<") + 1: frm.find(b">")].decode()
-                self._delivered(transport, user.decode(), bot, body, mid.decode())
+                self._delivered(flow, user.decode(), bot, body, mid.decode())
 
-    def _delivered(self, transport: asyncio.DatagramTransport, user: str, bot: str,
-                   body: bytes, mid: str) -> None:
+    def _delivered(self, flow: _Flow, user: str, bot: str, body: bytes, mid: str) -> None:
         """A delivered IMDN (RFC 5438 §7.1.1) for ``mid`` from ``user`` to the chatbot."""
         i = body.find(b"DateTime: ")
         original = body[i + 10: body.index(b"\r\n", i)].decode() if i >= 0 else ""
@@ -154,18 +223,20 @@ class Ues:
         n = self.imdns_sent
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         me = f"sip:{user}@{DOMAIN}"
-        cpim = build_imdn_report_cpim(from_=me, to=bot, message_id=f"d{n}-{mid}", datetime=now,
-                                      original_message_id=mid, original_datetime=original or now,
-                                      kind="delivery", status="delivered")
-        port = transport.get_extra_info("sockname")[1]
+        # The shape build_imdn_report_cpim gives (checked once in start()), from a template:
+        # the load generator's CPU is not what is measured.
+        xml = IMDN_XML.format(mid=mid, when=original or now).encode()
+        cpim = IMDN_CPIM.format(me=me, bot=bot, now=now, n=n, mid=mid,
+                                length=len(xml)).encode() + xml
         head = (f"MESSAGE {bot} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKd{n}x{user};rport\r\n"
+                f"Via: SIP/2.0/{flow.transport_name.upper()} 127.0.0.1:{flow.port};"
+                f"branch=z9hG4bKd{n}x{user};rport\r\n"
                 f"Max-Forwards: 70\r\nFrom: <{me}>;tag=d{n}\r\nTo: <{bot}>\r\n"
                 f"Call-ID: d{n}-{user}\r\nCSeq: 1 MESSAGE\r\n"
                 f"Content-Type: message/cpim\r\nContent-Length: {len(cpim)}\r\n\r\n")
         request = head.encode() + cpim
         self._imdns[f"d{n}-{user}".encode()] = request
-        transport.sendto(request, self.node)
+        flow.send(request)
 
     async def register(self, numbers: list[str], window: int = 400) -> None:
         """REGISTER every number (Contact on one of the sockets), retrying the unanswered."""
@@ -175,16 +246,18 @@ class Ues:
                 return
             for start in range(0, len(missing), window):
                 for k, n in enumerate(missing[start:start + window]):
-                    s = (start + k) % len(self._transports)
-                    port = self._ports[s]
+                    flow = self._flows[(start + k) % len(self._flows)]
+                    port = flow.port
+                    tp = flow.transport_name
                     branch = "z9hG4bK" + uuid.uuid4().hex[:16]
                     req = (f"REGISTER sip:{DOMAIN} SIP/2.0\r\n"
-                           f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch={branch};rport\r\n"
+                           f"Via: SIP/2.0/{tp.upper()} 127.0.0.1:{port};branch={branch};rport\r\n"
                            f"Max-Forwards: 70\r\nFrom: <sip:{n}@{DOMAIN}>;tag=b{k}\r\n"
                            f"To: <sip:{n}@{DOMAIN}>\r\nCall-ID: {branch}\r\n"
-                           f"CSeq: 1 REGISTER\r\nContact: <sip:{n}@127.0.0.1:{port}>;{TAGS}\r\n"
+                           f"CSeq: 1 REGISTER\r\n"
+                           f"Contact: <sip:{n}@127.0.0.1:{port};transport={tp}>;{TAGS}\r\n"
                            f"Expires: 3600\r\nContent-Length: 0\r\n\r\n")
-                    self._transports[s].sendto(req.encode(), self.node)
+                    flow.send(req.encode())
                 deadline = time.monotonic() + 2
                 want = min(len(numbers), len(self.registered) + window)
                 while len(self.registered) < want and time.monotonic() < deadline:
@@ -194,8 +267,9 @@ class Ues:
             raise RuntimeError(f"{len(missing)} registrations unanswered")
 
     def close(self) -> None:
-        for t in self._transports:
-            t.close()
+        for f in self._flows:
+            if f.transport is not None:
+                f.transport.close()
 
 
 @dataclass
@@ -577,12 +651,13 @@ async def main(args: argparse.Namespace) -> None:
         network = split if args.split else in_process
         async with network(args, data, sink_url) as target:
             tune_gc()
-            ues = Ues(target.udp, sockets=args.sockets, imdn=not args.no_imdn)
+            ues = Ues(target.udp, sockets=args.sockets, transport=args.ue_transport,
+                      imdn=not args.no_imdn)
             await ues.start()
             t = time.perf_counter()
             await ues.register([number(i) for i in range(max(args.users, args.campaign))])
             print(f"registered {len(ues.registered)} UEs in {time.perf_counter() - t:.1f} s "
-                  f"on {args.sockets} UDP sockets; {target.mode}")
+                  f"on {args.sockets} {args.ue_transport.upper()} flows; {target.mode}")
             if args.rate > 0:
                 await throughput(target, ues, args.users, args.rate, args.duration, got,
                                  args.per_request)
@@ -603,7 +678,12 @@ if __name__ == "__main__":
     parser.add_argument("--users", type=int, default=2000, help="UEs the sends cycle over")
     parser.add_argument("--campaign", type=int, default=100000,
                         help="recipients of the mass send (0: skip)")
-    parser.add_argument("--sockets", type=int, default=4, help="UDP sockets for the UEs")
+    parser.add_argument("--sockets", type=int, default=4,
+                        help="UDP sockets (or TCP connections) for the UEs")
+    parser.add_argument("--ue-transport", choices=("udp", "tcp"), default="udp",
+                        help="the UEs' SIP transport: udp (a few sockets), or tcp (a few "
+                             "connections to the 5GMC, each carrying many UEs, as an IMS "
+                             "core's trunk does)")
     parser.add_argument("--split", action="store_true",
                         help="run the 5GMC+SMSC and the MaaP as two fivegmc run processes")
     parser.add_argument("--no-imdn", action="store_true",
